@@ -1,0 +1,1 @@
+"""Built-in connector plugins, one package each, registered by entry points like any plugin."""

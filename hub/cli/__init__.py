@@ -1,0 +1,5 @@
+"""The `crmhub` command line. Command groups live in one module each."""
+
+from hub.cli.app import app, main
+
+__all__ = ["app", "main"]

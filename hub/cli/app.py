@@ -1,0 +1,38 @@
+"""The root `crmhub` Typer app: logging setup and command registration."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from hub.cli import config_cmd, connectors_cmd, mapping_cmd, transform_cmd
+
+app = typer.Typer(
+    name="crmhub",
+    help="CRM Hub: get every lead, order, booking and invoice into your CRM, clean, once, fast.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEBUG level to stderr."),
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+transform_cmd.register(app)
+config_cmd.register(app)
+app.add_typer(connectors_cmd.app, name="connectors")
+app.add_typer(mapping_cmd.app, name="mapping")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

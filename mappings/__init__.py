@@ -1,0 +1,1 @@
+"""Shipped mapping specs: `mappings/<connector>/<event slug>.yaml` (data, no code)."""
