@@ -100,7 +100,7 @@ def redis_url() -> str | None:
     return os.environ.get("REDIS_URL") or None
 
 
-def _expand(value: Any, *, file: str, line: int | None, key: str, issues: list[Issue]) -> Any:
+def _expand(value: Any, *, file: str, line: int | None, key: str, issues: list[Issue] | None) -> Any:
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:
@@ -109,6 +109,8 @@ def _expand(value: Any, *, file: str, line: int | None, key: str, issues: list[I
             if found is None:
                 if default is not None:
                     return default
+                if issues is None:  # reading the config for its data dir only
+                    return ""
                 issues.append(
                     Issue(f"environment variable {name} is not set: export it", file=file, line=line, key=key)
                 )
@@ -228,7 +230,7 @@ def _load_destination(
     return DestinationInstance(instance_id, type_name, cls, settings)
 
 
-def load_config_text(text: str, *, file: str = "crmhub.yaml") -> HubConfig:
+def load_config_text(text: str, *, file: str = "crmhub.yaml", require_env: bool = True) -> HubConfig:
     """Validate a whole config; `ConfigError` listing every problem with file, line and key."""
     try:
         raw = parse_yaml(text, source=file)
@@ -241,7 +243,7 @@ def load_config_text(text: str, *, file: str = "crmhub.yaml") -> HubConfig:
             [Issue("the config is a YAML map with hub, connectors, destinations, flows", file=file)]
         )
     issues: list[Issue] = []
-    raw = _expand(raw, file=file, line=None, key="", issues=issues)
+    raw = _expand(raw, file=file, line=None, key="", issues=issues if require_env else None)
     for key in raw:
         if key not in _TOP_KEYS:
             close = difflib.get_close_matches(str(key), _TOP_KEYS, n=1)
@@ -297,10 +299,20 @@ def load_config_text(text: str, *, file: str = "crmhub.yaml") -> HubConfig:
     return HubConfig(file=file, hub=hub, connectors=connectors, destinations=destinations, flows=flows)
 
 
-def load_config(path: Path) -> HubConfig:
-    """Read and validate a config file."""
+def load_config(path: Path, *, require_env: bool = True) -> HubConfig:
+    """Read and validate a config file (`require_env=False`: unset `${VARS}` become empty,
+    for commands that only read the event log or the local CRM)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([Issue(f"cannot read config: {exc.strerror}", file=str(path))]) from None
-    return load_config_text(text, file=str(path))
+    return load_config_text(text, file=str(path), require_env=require_env)
+
+
+#: Environment variable naming the config file for processes started by `crmhub run`.
+CONFIG_ENV = "CRMHUB_CONFIG"
+
+
+def config_path_from_env(default: str = "crmhub.yaml") -> Path:
+    """The config file a child process should load (`CRMHUB_CONFIG`)."""
+    return Path(os.environ.get(CONFIG_ENV) or default)

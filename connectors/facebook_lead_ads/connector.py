@@ -220,6 +220,14 @@ class FacebookLeadAdsConnector(WebhookConnector[FacebookLeadAdsSettings]):
         )
 
     @classmethod
+    def stub_routes(
+        cls, samples: list[tuple[str, Mapping[str, Any]]], settings: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """`GET /<graph version>/<lead id>` for each sample lead, as Graph returns it."""
+        version = str(settings.get("graph_version") or "v21.0").strip("/")
+        return {f"/{version}/{data['id']}": dict(data) for _, data in samples if data.get("id")}
+
+    @classmethod
     def sample_request(
         cls, event_type: str, data: Mapping[str, Any], secret: str, *, at: datetime
     ) -> RawRequest:

@@ -139,6 +139,19 @@ class QuickBooksConnector(WebhookConnector[QuickBooksSettings]):
         return SourceEvent(type=event.type, id=event.id, occurred_at=event.occurred_at, data=body)
 
     @classmethod
+    def stub_routes(
+        cls, samples: list[tuple[str, Mapping[str, Any]]], settings: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """`GET /v3/company/<realm>/<entity>/<id>` for each sample, as the API returns it."""
+        routes: dict[str, Any] = {}
+        for event_type, data in samples:
+            entity = data.get(event_type)
+            if isinstance(entity, Mapping) and entity.get("Id"):
+                realm_id = str(data.get("realmId") or SAMPLE_REALM_ID)
+                routes[f"/v3/company/{realm_id}/{event_type.lower()}/{entity['Id']}"] = dict(data)
+        return routes
+
+    @classmethod
     def sample_request(
         cls, event_type: str, data: Mapping[str, Any], secret: str, *, at: datetime
     ) -> RawRequest:

@@ -6,7 +6,16 @@ import logging
 
 import typer
 
-from hub.cli import config_cmd, connectors_cmd, mapping_cmd, transform_cmd
+from hub.cli import (
+    config_cmd,
+    connectors_cmd,
+    crm_cmd,
+    demo_cmd,
+    events_cmd,
+    mapping_cmd,
+    run_cmd,
+    transform_cmd,
+)
 
 app = typer.Typer(
     name="crmhub",
@@ -29,8 +38,13 @@ def _root(
 
 transform_cmd.register(app)
 config_cmd.register(app)
+run_cmd.register(app)
+demo_cmd.register(app)
 app.add_typer(connectors_cmd.app, name="connectors")
 app.add_typer(mapping_cmd.app, name="mapping")
+app.add_typer(events_cmd.app, name="events")
+app.add_typer(events_cmd.dlq_app, name="dlq")
+app.add_typer(crm_cmd.app, name="crm")
 
 
 def main() -> None:

@@ -45,8 +45,8 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     out.print(table)
 
 
-def config_or_fail(path: Path) -> HubConfig:
+def config_or_fail(path: Path, *, require_env: bool = True) -> HubConfig:
     try:
-        return load_config(path)
+        return load_config(path, require_env=require_env)
     except HubError as exc:
         fail_on(exc)

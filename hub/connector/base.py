@@ -231,6 +231,17 @@ class WebhookConnector(Connector[SettingsT]):
         An empty list means "nothing to do" (e.g. a ping); the hub still answers 200.
         """
 
+    @classmethod
+    def stub_routes(
+        cls, samples: list[tuple[str, Mapping[str, Any]]], settings: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """For a fetching connector: the `GET` paths (below `api_base_url`, without the query)
+        and JSON bodies a stub of the provider API must serve so `fetch` finds these samples.
+
+        `settings` are the instance's raw settings. Used by `crmhub demo` and the tests.
+        """
+        return {}
+
     async def fetch(self, event: SourceEvent, client: Any) -> SourceEvent:
         """Get the full object an id-only event refers to (webhook-then-fetch).
 

@@ -1,0 +1,1 @@
+"""Built-in destinations (CRM adapters), registered under the `hub.destinations` entry point group."""

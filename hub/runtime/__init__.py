@@ -1,0 +1,1 @@
+"""The runtime: embedded server, queue, event log, workers, delivery."""

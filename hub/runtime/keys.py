@@ -1,0 +1,81 @@
+"""Every Redis key the hub uses, in one place (dramatiq's own keys live under `dramatiq:`)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEDUPE_TTL_SECONDS",
+    "EVENTS_QUEUE",
+    "NAMESPACE",
+    "counters",
+    "dedupe",
+    "delivery_queue",
+    "dlq_index",
+    "dlq_item",
+    "event",
+    "events_by_connector",
+    "events_by_status",
+    "events_index",
+    "latency",
+    "retry_schedule",
+]
+
+NAMESPACE = "crmhub"
+#: The dramatiq queue that `process_event` consumes.
+EVENTS_QUEUE = "events"
+#: Provider delivery ids are remembered this long (senders retry for up to 3 days).
+DEDUPE_TTL_SECONDS = 7 * 24 * 3600
+
+
+def event(event_id: str) -> str:
+    """Hash: one event's raw request, status, timestamps, mapping version, error."""
+    return f"{NAMESPACE}:event:{event_id}"
+
+
+def events_index() -> str:
+    """Sorted set: every event id by received time (ms)."""
+    return f"{NAMESPACE}:events"
+
+
+def events_by_status(status: str) -> str:
+    """Sorted set: event ids with this status, by last update (ms)."""
+    return f"{NAMESPACE}:events:status:{status}"
+
+
+def events_by_connector(connector: str) -> str:
+    """Sorted set: event ids of one connector instance, by received time (ms)."""
+    return f"{NAMESPACE}:events:connector:{connector}"
+
+
+def dedupe(connector: str, source_id: str) -> str:
+    """String: the hub event id already stored for this provider delivery."""
+    return f"{NAMESPACE}:dedupe:{connector}:{source_id}"
+
+
+def delivery_queue(destination: str) -> str:
+    """The dramatiq queue (and actor name) that delivers to one destination."""
+    return f"deliver.{destination}"
+
+
+def retry_schedule() -> str:
+    """Sorted set: encoded dramatiq messages waiting for a retry, by due time (ms)."""
+    return f"{NAMESPACE}:retry"
+
+
+def dlq_index() -> str:
+    """Sorted set: dead-lettered delivery ids by time of death (ms)."""
+    return f"{NAMESPACE}:dlq"
+
+
+def dlq_item(item_id: str) -> str:
+    """Hash: a dead-lettered message, its destination, event and final error."""
+    return f"{NAMESPACE}:dlq:{item_id}"
+
+
+def counters() -> str:
+    """Hash: cluster-wide counters (processed, delivered, failed, dead, ...)."""
+    return f"{NAMESPACE}:metrics:counters"
+
+
+def latency() -> str:
+    """Hash: end-to-end latency histogram buckets (`le` -> count, plus sum and count)."""
+    return f"{NAMESPACE}:metrics:latency"

@@ -1,0 +1,80 @@
+"""A worker process: dramatiq actors for `process_event` and each destination, plus the retry pump.
+
+SIGTERM (or Ctrl-C) stops taking new messages, lets in-flight ones finish, returns the
+prefetched ones to the queue, and exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+import dramatiq
+import redis
+
+from hub.runtime import keys
+from hub.runtime.broker import make_broker
+from hub.runtime.context import Runtime
+from hub.runtime.delivery import deliver
+from hub.runtime.processing import process_event
+from hub.runtime.retry import RetryPump
+from hub.settings import HubConfig
+
+__all__ = ["declare_actors", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+
+def declare_actors(broker: Any, runtime: Runtime) -> list[str]:
+    """Register the actors on `broker`; returns the queue names they consume."""
+
+    def process_event_actor(event_id: str) -> None:
+        process_event(runtime, event_id)
+
+    dramatiq.actor(actor_name="process_event", queue_name=keys.EVENTS_QUEUE, broker=broker)(
+        process_event_actor
+    )
+    queues = [keys.EVENTS_QUEUE]
+    for destination_id in runtime.config.destinations:
+        queue = keys.delivery_queue(destination_id)
+
+        def deliver_actor(payload: str, attempt: int = 0) -> None:
+            deliver(runtime, payload, attempt)
+
+        dramatiq.actor(actor_name=queue, queue_name=queue, broker=broker)(deliver_actor)
+        queues.append(queue)
+    return queues
+
+
+def run_worker(
+    config: HubConfig,
+    url: str,
+    *,
+    threads: int = 8,
+    stop: threading.Event | None = None,
+    drain_timeout: float = 30.0,
+) -> None:
+    """Run one worker process until SIGTERM/SIGINT (or `stop` is set)."""
+    broker = make_broker(url)
+    client = redis.Redis.from_url(url)
+    runtime = Runtime(config, client)
+    declare_actors(broker, runtime)
+    pump = RetryPump(client)
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=250)
+    worker.start()
+    pump.start()
+    log.info("worker started: %d threads on %s", threads, ", ".join(sorted(broker.get_declared_queues())))
+    try:
+        stop.wait()
+    finally:
+        log.info("worker draining in-flight messages (up to %.0f s)", drain_timeout)
+        pump.stop()
+        worker.stop(timeout=int(drain_timeout * 1000))
+        runtime.close()
+        broker.close()
