@@ -2,7 +2,8 @@
 
 dramatiq's Redis broker only requeues a dead worker's messages inside its dispatch
 script, on a random roll (0.1 % of commands): measured, ~14 minutes after a SIGKILL. We
-run maintenance on a clock instead (every `MAINTENANCE_INTERVAL` s) with a 15 s heartbeat
+run maintenance on a clock instead (every `MAINTENANCE_INTERVAL` s, on whichever queue a
+command touches next) with a 15 s heartbeat
 timeout, so a killed worker's messages come back within ~20 s. dramatiq's own retries are
 off: the hub schedules retries itself (`hub.runtime.retry`), keeps the final error, and
 never lets a rate-limit wait burn a retry.
@@ -30,7 +31,7 @@ __all__ = [
 #: A worker that has not polled for this long is presumed dead; its messages are requeued.
 HEARTBEAT_TIMEOUT_MS = 15_000
 #: Seconds between maintenance runs (requeue of dead workers' messages) per process.
-MAINTENANCE_INTERVAL = 2.0
+MAINTENANCE_INTERVAL = 0.5
 #: Longest a single actor call may run before dramatiq interrupts it.
 TIME_LIMIT_MS = 120_000
 
