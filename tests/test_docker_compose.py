@@ -113,3 +113,16 @@ def test_hub_services_build_the_root_dockerfile(services):
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in dockerfile
     assert "pip install ." in dockerfile
+
+
+def test_every_command_is_a_real_cli_command_with_real_options(services):
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+
+    for name, service in hub_services(services).items():
+        args = argv(service)[1:]
+        result = CliRunner().invoke(app, [args[0], "--help"])
+        assert result.exit_code == 0, f"{name}: crmhub {args[0]} is not a command"
+        for option in (a for a in args[1:] if a.startswith("--")):
+            assert option in result.stdout, f"{name}: crmhub {args[0]} has no {option}"

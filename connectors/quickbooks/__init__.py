@@ -1,5 +1,11 @@
-"""QuickBooks Online source connector (webhook-then-fetch)."""
+"""QuickBooks Online source connectors: webhook-then-fetch, and polled change data capture."""
 
+from connectors.quickbooks.cdc import QuickBooksCdcConnector, QuickBooksCdcSettings
 from connectors.quickbooks.connector import QuickBooksConnector, QuickBooksSettings
 
-__all__ = ["QuickBooksConnector", "QuickBooksSettings"]
+__all__ = [
+    "QuickBooksCdcConnector",
+    "QuickBooksCdcSettings",
+    "QuickBooksConnector",
+    "QuickBooksSettings",
+]

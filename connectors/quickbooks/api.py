@@ -9,6 +9,7 @@ Error bodies are Intuit `Fault` objects (shared/reference/sources.md §10).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -17,7 +18,7 @@ import httpx
 
 from hub import AuthDeliveryError, PermanentDeliveryError, TransientDeliveryError
 
-__all__ = ["RATE_LIMIT_WAIT", "QuickBooksSession", "fault_message"]
+__all__ = ["RATE_LIMIT_WAIT", "QuickBooksSession", "fault_message", "fault_text"]
 
 #: Seconds to wait after a 429 without Retry-After (Intuit's advice, sources.md §10).
 RATE_LIMIT_WAIT = 60.0
@@ -50,6 +51,10 @@ class QuickBooksSession:
         """`{api_base_url}/v3/company/{realm}/{entity lower case}/{id}`."""
         return f"{self._api_base_url}/v3/company/{realm_id}/{entity.lower()}/{entity_id}"
 
+    def company_url(self, realm_id: str, path: str) -> str:
+        """`{api_base_url}/v3/company/{realm}/{path}`, e.g. `path="cdc"`."""
+        return f"{self._api_base_url}/v3/company/{realm_id}/{path}"
+
     async def get_entity(
         self, client: httpx.AsyncClient, realm_id: str, entity: str, entity_id: str
     ) -> dict[str, Any]:
@@ -59,40 +64,57 @@ class QuickBooksSession:
         network), PermanentDeliveryError (400/404 and other refusals).
         """
         what = f"{entity} {entity_id} in company {realm_id}"
-        refreshed = self._access_token is None
-        if refreshed:
-            await self._refresh(client, failed_token=None)
-        token = self._access_token
-        response = await self._get(client, realm_id, entity, entity_id, token)
-        if response.status_code == 401 and not refreshed:
-            # One-shot re-authentication, not a retry policy: an access token lives 1 h.
-            await self._refresh(client, failed_token=token)
-            response = await self._get(client, realm_id, entity, entity_id, self._access_token)
-        _raise_for_status(response, what)
-        try:
-            body = response.json()
-        except ValueError:
-            raise PermanentDeliveryError(
-                f"QuickBooks returned a non-JSON body for {what}"
-            ) from None
+        body = await self.get_json(client, self.entity_url(realm_id, entity, entity_id), what=what)
         if not isinstance(body, dict) or not isinstance(body.get(entity), dict):
             raise PermanentDeliveryError(
                 f"QuickBooks response for {what} has no {entity} object"
             )
         return body
 
+    async def get_json(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        what: str,
+    ) -> Any:
+        """GET `url` (with `params` and `minorversion`) with the bearer token; the JSON body.
+
+        Fetches a token first if there is none, and refreshes it once on a 401. `what`
+        names the read in error messages. Raises AuthDeliveryError (credentials refused),
+        TransientDeliveryError (5xx, 429, network), PermanentDeliveryError (400/404, other
+        refusals, a body that is not JSON).
+        """
+        query = {**(params or {}), "minorversion": str(self._minor_version)}
+        refreshed = self._access_token is None
+        if refreshed:
+            await self._refresh(client, failed_token=None)
+        token = self._access_token
+        response = await self._get(client, url, query, token)
+        if response.status_code == 401 and not refreshed:
+            # One-shot re-authentication, not a retry policy: an access token lives 1 h.
+            await self._refresh(client, failed_token=token)
+            response = await self._get(client, url, query, self._access_token)
+        _raise_for_status(response, what)
+        try:
+            return response.json()
+        except ValueError:
+            raise PermanentDeliveryError(
+                f"QuickBooks returned a non-JSON body for {what}"
+            ) from None
+
     async def _get(
         self,
         client: httpx.AsyncClient,
-        realm_id: str,
-        entity: str,
-        entity_id: str,
+        url: str,
+        params: Mapping[str, str],
         token: str | None,
     ) -> httpx.Response:
         try:
             return await client.get(
-                self.entity_url(realm_id, entity, entity_id),
-                params={"minorversion": str(self._minor_version)},
+                url,
+                params=params,
                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             )
         except httpx.TransportError as exc:
@@ -165,11 +187,16 @@ def fault_message(response: httpx.Response, *, detail: bool = True) -> str:
 
     Intuit spells the keys `Fault/Error/Message` and, on some 401s, `fault/error/message`.
     """
-    body = _json_or_none(response)
+    text = fault_text(_json_or_none(response), detail=detail)
+    return text or f"HTTP {response.status_code} {response.reason_phrase}".strip()
+
+
+def fault_text(body: Any, *, detail: bool = True) -> str | None:
+    """The messages of the `Fault` in a parsed body (any key case), or None if it has none."""
     fault = _get_ci(body, "fault")
     errors = _get_ci(fault, "error")
     if not isinstance(errors, list) or not errors:
-        return f"HTTP {response.status_code} {response.reason_phrase}".strip()
+        return None
     parts: list[str] = []
     for error in errors:
         message = str(_get_ci(error, "message") or "error")

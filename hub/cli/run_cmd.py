@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -75,6 +76,24 @@ def worker(
     _wait_for_signal(children)
 
 
+def scheduler(config: Path = CONFIG_OPTION) -> None:
+    """Run the scheduler (uses REDIS_URL): enqueues connector polls at their intervals and
+    applies event-log retention. Run several for failover: a Redis lock keeps one active."""
+    import redis
+
+    from hub.runtime.polling import Scheduler
+    from hub.settings import redis_url
+
+    loaded = config_or_fail(config)
+    url = redis_url()
+    if url is None:
+        fail("REDIS_URL is not set: export it (or use `crmhub run`, which starts an embedded server)")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    Scheduler(loaded, redis.Redis.from_url(url)).run(stop)
+
+
 def _wait_for_signal(children: object) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -97,7 +116,7 @@ def run(
     threads: int = typer.Option(8, "--threads", "-t", min=1, help="Threads per worker process."),
 ) -> None:
     """Run everything: an embedded Redis-compatible server (unless REDIS_URL is set), the
-    ingress and workers. Ctrl-C stops all of them; the next run finds the queue as it was."""
+    ingress, workers and the scheduler. Ctrl-C stops all of them; the next run finds the queue as it was."""
     from hub.runtime.stack import Children, resolve_redis
 
     loaded = config_or_fail(config)
@@ -125,7 +144,61 @@ def run(
     sys.exit(0)
 
 
+def backfill(
+    connector: str = typer.Argument(..., help="A polling connector instance id."),
+    since: datetime = typer.Option(
+        ..., "--since", help="Start date, e.g. 2026-01-01.", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]
+    ),
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Poll a connector from --since until caught up; events go through the normal pipeline
+    (workers map and deliver them; provider ids dedupe against live polling)."""
+    import redis
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from hub.connector.base import PollingConnector
+    from hub.runtime.polling import backfill as run_backfill
+    from hub.runtime.stack import resolve_redis
+
+    loaded = config_or_fail(config)
+    instance = loaded.connectors.get(connector)
+    if instance is None:
+        fail(f"no connector instance {connector!r} in {config}")
+    built = instance.build()
+    if not isinstance(built, PollingConnector):
+        fail(f"{connector!r} ({instance.type_name}) does not poll: only polling connectors backfill")
+    try:
+        url, server = resolve_redis(loaded, embedded=True)
+    except HubError as exc:
+        fail(str(exc))
+    client = redis.Redis.from_url(url)
+    start = since if since.tzinfo else since.replace(tzinfo=UTC)
+    try:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err
+        ) as progress:
+            task = progress.add_task(f"backfilling {connector} since {start.date()}", total=None)
+
+            def report(pages: int, new: int, cursor: object) -> None:
+                progress.update(
+                    task,
+                    description=f"backfilling {connector}: {pages} page(s), "
+                    f"{new} new event(s), cursor {cursor}",
+                )
+
+            total = run_backfill(built, connector, client, start, report)
+    except HubError as exc:
+        fail(f"backfill stopped: {exc}")
+    finally:
+        client.close()
+        if server is not None:
+            server.stop()
+    err.print(f"backfill done: {total} new event(s) queued")
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("worker")(worker)
     app.command("run")(run)
+    app.command("scheduler")(scheduler)
+    app.command("backfill")(backfill)

@@ -52,6 +52,7 @@ class EventRecord:
     headers: dict[str, str] = field(default_factory=dict)
     query: dict[str, str] = field(default_factory=dict)
     method: str = "POST"
+    occurred_at: str = ""
 
     @classmethod
     def from_hash(cls, event_id: str, data: Mapping[bytes, bytes]) -> EventRecord:
@@ -76,6 +77,7 @@ class EventRecord:
             headers=json.loads(get.get("headers") or b"{}"),
             query=json.loads(get.get("query") or b"{}"),
             method=_text(get.get("method")) or "POST",
+            occurred_at=_text(get.get("occurred_at")),
         )
 
     def summary(self) -> dict[str, Any]:

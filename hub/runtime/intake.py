@@ -1,9 +1,12 @@
-"""Store-and-enqueue for the ingress: one pipelined round trip, idempotent per delivery.
+"""Store-and-enqueue: one pipelined round trip, idempotent per provider delivery id.
 
-For each source event of a verified request, one Lua script call checks the provider's
-delivery id (`SET NX`, kept 7 days), stores the raw request in the event log and pushes a
-`process_event` message onto dramatiq's queue exactly as `RedisBroker.enqueue` does. All
-calls of one request go in one pipeline: one round trip, then the hub answers 200.
+For each source event, one Lua script call checks the provider's delivery id (`SET NX`,
+kept 7 days), stores the event in the event log and pushes a `process_event` message onto
+dramatiq's queue exactly as `RedisBroker.enqueue` does. All calls of one request (or one
+poll) go in one pipeline: one round trip, then the hub answers 200.
+
+Webhook events keep the raw request (the worker re-parses it); polled events keep their
+data as JSON with `method = POLL`.
 """
 
 from __future__ import annotations
@@ -14,13 +17,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 
 from hub.connector.base import RawRequest, SourceEvent
 from hub.runtime import keys
 from hub.runtime.broker import encode_message
 
-__all__ = ["Intake", "StoredEvent", "new_event_id"]
+__all__ = ["POLL_METHOD", "Intake", "StoredEvent", "new_event_id", "store_polled"]
+
+#: The `method` recorded for events that came from a poll rather than a webhook.
+POLL_METHOD = "POLL"
 
 _STORE_AND_ENQUEUE = """
 local existing = redis.call('GET', KEYS[1])
@@ -55,6 +62,63 @@ class StoredEvent:
     duplicate: bool
 
 
+def _queue_calls(
+    script: Any,
+    pipe: Any,
+    connector_id: str,
+    connector_type: str,
+    events: list[SourceEvent],
+    received: int,
+    stored: dict[str, Any],
+    dedupe_ttl: int,
+) -> list[tuple[str, str, Any]]:
+    """Queue one script call per event on `pipe`; returns (event id, source id, call result)."""
+    queue = f"dramatiq:{keys.EVENTS_QUEUE}"
+    calls = []
+    for event in events:
+        event_id = new_event_id()
+        redis_id, message = encode_message("process_event", keys.EVENTS_QUEUE, (event_id,))
+        fields: dict[str, Any] = {
+            "connector": connector_id,
+            "connector_type": connector_type,
+            "status": "received",
+            "received_at": received,
+            "updated_at": received,
+            "source_id": event.id,
+            "source_type": event.type,
+            "attempts": 0,
+            **stored,
+        }
+        if stored.get("method") == POLL_METHOD:
+            fields["body"] = json.dumps(event.data, default=str)
+            fields["occurred_at"] = event.occurred_at.isoformat()
+        flat = [item for pair in fields.items() for item in pair]
+        result = script(
+            keys=[
+                keys.dedupe(connector_id, event.id),
+                keys.event(event_id),
+                keys.events_index(),
+                keys.events_by_status("received"),
+                keys.events_by_connector(connector_id),
+                queue,
+                f"{queue}.msgs",
+                keys.counters(),
+            ],
+            args=[event_id, dedupe_ttl, received, redis_id, message, *flat],
+            client=pipe,
+        )
+        calls.append((event_id, event.id, result))
+    return calls
+
+
+def _results(calls: list[tuple[str, str, Any]], results: list[Any]) -> list[StoredEvent]:
+    stored = []
+    for (_event_id, source_id, _), (created, existing) in zip(calls, results, strict=True):
+        stored_id = existing.decode() if isinstance(existing, bytes) else str(existing)
+        stored.append(StoredEvent(stored_id, source_id, duplicate=not created))
+    return stored
+
+
 class Intake:
     """Async store-and-enqueue used by the ingress."""
 
@@ -67,59 +131,44 @@ class Intake:
         self, connector_id: str, connector_type: str, request: RawRequest, events: list[SourceEvent]
     ) -> list[StoredEvent]:
         """Store each event with the raw request and enqueue it; duplicates are not re-queued."""
-        received = int(request.received_at.timestamp() * 1000)
-        headers = json.dumps({k: v for k, v in request.headers.items() if k not in _DROPPED_HEADERS})
-        query = json.dumps(dict(request.query))
-        queue = f"dramatiq:{keys.EVENTS_QUEUE}"
+        stored = {
+            "method": request.method,
+            "body": request.body,
+            "headers": json.dumps({k: v for k, v in request.headers.items() if k not in _DROPPED_HEADERS}),
+            "query": json.dumps(dict(request.query)),
+        }
         pipe = self.client.pipeline(transaction=False)
-        ids = []
-        for event in events:
-            event_id = new_event_id()
-            ids.append((event_id, event.id))
-            redis_id, message = encode_message("process_event", keys.EVENTS_QUEUE, (event_id,))
-            fields: list[Any] = [
-                "connector",
-                connector_id,
-                "connector_type",
-                connector_type,
-                "status",
-                "received",
-                "received_at",
-                received,
-                "updated_at",
-                received,
-                "source_id",
-                event.id,
-                "source_type",
-                event.type,
-                "method",
-                request.method,
-                "body",
-                request.body,
-                "headers",
-                headers,
-                "query",
-                query,
-                "attempts",
-                0,
-            ]
-            await self._script(
-                keys=[
-                    keys.dedupe(connector_id, event.id),
-                    keys.event(event_id),
-                    keys.events_index(),
-                    keys.events_by_status("received"),
-                    keys.events_by_connector(connector_id),
-                    queue,
-                    f"{queue}.msgs",
-                    keys.counters(),
-                ],
-                args=[event_id, self.dedupe_ttl, received, redis_id, message, *fields],
-                client=pipe,
-            )
-        results = await pipe.execute()
-        stored = []
-        for (_event_id, source_id), (created, existing) in zip(ids, results, strict=True):
-            stored_id = existing.decode() if isinstance(existing, bytes) else str(existing)
-            stored.append(StoredEvent(stored_id, source_id, duplicate=not created))
-        return stored
+        calls = _queue_calls(
+            self._script,
+            pipe,
+            connector_id,
+            connector_type,
+            events,
+            int(request.received_at.timestamp() * 1000),
+            stored,
+            self.dedupe_ttl,
+        )
+        for _, _, pending in calls:
+            await pending  # queues the call on the pipeline (no round trip)
+        return _results(calls, await pipe.execute())
+
+
+def store_polled(
+    client: redis.Redis, connector_id: str, connector_type: str, events: list[SourceEvent]
+) -> list[StoredEvent]:
+    """Store and enqueue events found by a poll (sync, one round trip)."""
+    if not events:
+        return []
+    script = client.register_script(_STORE_AND_ENQUEUE)
+    pipe = client.pipeline(transaction=False)
+    calls = _queue_calls(
+        script,
+        pipe,
+        connector_id,
+        connector_type,
+        events,
+        int(time.time() * 1000),
+        {"method": POLL_METHOD},
+        keys.DEDUPE_TTL_SECONDS,
+    )
+    return _results(calls, pipe.execute())

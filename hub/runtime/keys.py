@@ -6,7 +6,9 @@ __all__ = [
     "DEDUPE_TTL_SECONDS",
     "EVENTS_QUEUE",
     "NAMESPACE",
+    "POLLS_QUEUE",
     "counters",
+    "cursor",
     "dedupe",
     "delivery_queue",
     "dlq_index",
@@ -16,7 +18,10 @@ __all__ = [
     "events_by_status",
     "events_index",
     "latency",
+    "poll_lock",
+    "poll_state",
     "retry_schedule",
+    "scheduler_lock",
 ]
 
 NAMESPACE = "crmhub"
@@ -79,3 +84,27 @@ def counters() -> str:
 def latency() -> str:
     """Hash: end-to-end latency histogram buckets (`le` -> count, plus sum and count)."""
     return f"{NAMESPACE}:metrics:latency"
+
+
+#: The dramatiq queue that runs connector polls.
+POLLS_QUEUE = "polls"
+
+
+def cursor(connector: str) -> str:
+    """String (JSON): where the next poll of a connector instance starts."""
+    return f"{NAMESPACE}:cursor:{connector}"
+
+
+def poll_state(connector: str) -> str:
+    """Hash: a polling instance's next due time, last run, last error, events found."""
+    return f"{NAMESPACE}:poll:{connector}"
+
+
+def poll_lock(connector: str) -> str:
+    """String: held while one poll of the instance runs (no two at once)."""
+    return f"{NAMESPACE}:poll-lock:{connector}"
+
+
+def scheduler_lock() -> str:
+    """String: the token of the one active scheduler."""
+    return f"{NAMESPACE}:scheduler"

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from hub.canonical import Bundle
-from hub.connector.base import RawRequest, SourceEvent, WebhookConnector
+from hub.connector.base import Connector, RawRequest, SourceEvent, WebhookConnector
 from hub.errors import (
     AuthDeliveryError,
     HubError,
@@ -24,6 +24,7 @@ from hub.runtime import keys, metrics
 from hub.runtime.broker import encode_message
 from hub.runtime.context import Runtime
 from hub.runtime.eventlog import EventRecord, now_ms
+from hub.runtime.intake import POLL_METHOD
 from hub.runtime.retry import schedule_retry
 
 __all__ = ["FETCH_TIMEOUT", "delivery_payload", "process_event"]
@@ -77,10 +78,20 @@ def _retry_or_die(
     schedule_retry(runtime.client, "process_event", keys.EVENTS_QUEUE, (record.id,), delay)
 
 
-def _source_event(runtime: Runtime, record: EventRecord) -> tuple[WebhookConnector[Any], SourceEvent]:
+def _source_event(runtime: Runtime, record: EventRecord) -> tuple[Connector[Any], SourceEvent]:
     connector = runtime.connector(record.connector)
     if connector is None:
         raise HubError(f"connector instance {record.connector!r} is not configured any more")
+    if record.method == POLL_METHOD:
+        occurred = record.occurred_at
+        when = (
+            datetime.fromisoformat(occurred)
+            if occurred
+            else datetime.fromtimestamp(record.received_at / 1000, tz=UTC)
+        )
+        return connector, SourceEvent(
+            record.source_type, record.source_id, when, json.loads(record.body or b"{}")
+        )
     if not isinstance(connector, WebhookConnector):
         raise HubError(f"connector {record.connector!r} does not receive webhooks")
     request = RawRequest(
@@ -115,7 +126,7 @@ def _process(runtime: Runtime, record: EventRecord) -> None:
     if not flows:
         runtime.log.set_status(record.id, "ignored", error=f"no flow matches {record.connector}.{event.type}")
         return
-    if connector.fetches:
+    if isinstance(connector, WebhookConnector) and connector.fetches and record.method != POLL_METHOD:
         event = _fetch(connector, event)
     instance = runtime.config.connectors[record.connector]
     mapper = instance.mappings.get(event.type)

@@ -18,6 +18,7 @@ from hub.runtime import keys
 from hub.runtime.broker import make_broker
 from hub.runtime.context import Runtime
 from hub.runtime.delivery import deliver
+from hub.runtime.polling import poll_connector
 from hub.runtime.processing import process_event
 from hub.runtime.retry import RetryPump
 from hub.settings import HubConfig
@@ -36,7 +37,14 @@ def declare_actors(broker: Any, runtime: Runtime) -> list[str]:
     dramatiq.actor(actor_name="process_event", queue_name=keys.EVENTS_QUEUE, broker=broker)(
         process_event_actor
     )
-    queues = [keys.EVENTS_QUEUE]
+
+    def poll_connector_actor(instance_id: str) -> None:
+        poll_connector(runtime, instance_id)
+
+    dramatiq.actor(actor_name="poll_connector", queue_name=keys.POLLS_QUEUE, broker=broker)(
+        poll_connector_actor
+    )
+    queues = [keys.EVENTS_QUEUE, keys.POLLS_QUEUE]
     for destination_id in runtime.config.destinations:
         queue = keys.delivery_queue(destination_id)
 

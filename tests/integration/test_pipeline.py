@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from hub.testing import fixture_cases
 from tests.integration.conftest import CONFIG, SECRETS, now
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def order(n: int, **extra):
@@ -174,3 +176,31 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(make_sta
     assert counts["contacts"] == total and counts["deals"] == total and counts["activities"] == total
     print(f"\nall {total} delivered {recovered_after:.1f} s after the SIGKILL")
     assert recovered_after < 45  # heartbeat timeout 15 s + maintenance every 2 s, plus the backlog
+
+
+def test_scheduler_polls_a_connector_and_its_events_reach_the_crm(make_stack):
+    cdc = json.loads(
+        (ROOT / "connectors/quickbooks/fixtures/cdc/customers_japanese_and_mononym.json").read_text()
+    )
+    stub = ProviderStub({"/v3/company/4620816365178003999/cdc": cdc}).start()
+    try:
+        config = CONFIG.replace(
+            "destinations:",
+            '  poll-books:\n    type: quickbooks_cdc\n    realm_id: "4620816365178003999"\n'
+            "    api_base_url: {stub}\n    client_id: cid\n    client_secret: cs\n    refresh_token: rt\n"
+            "    access_token: at\n    poll_interval: 1\ndestinations:",
+        )
+        stack = make_stack(config, stub=stub.url)
+        stack.start_worker()
+        stack._spawn("scheduler", "scheduler", "--config", str(stack.config))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and stack.log.counts()["delivered"] < 2:
+            time.sleep(0.2)
+        assert stack.log.counts()["delivered"] == 2, stack.log.counts()
+        time.sleep(2.5)  # more polls ran; the same objects are deduplicated, not stored again
+        assert stack.log.counts()["received"] == 0 and stack.log.counts()["delivered"] == 2
+        polls = [p for m, p in stub.requests if p.endswith("/cdc")]
+        assert len(polls) >= 2
+        assert stack.crm().counts()["contacts"] == 2
+    finally:
+        stub.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -192,14 +193,29 @@ class CrmStore:
             self._conn.execute("PRAGMA foreign_keys = ON")
             # WAL: readers never block the writer. NORMAL sync is durable across process crashes,
             # which is what the delivery layer's exactly-once guarantee needs.
-            if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            if self._conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                self._conn.executescript(_SCHEMA)
+            self._prepare(time.monotonic() + timeout)
         except BaseException:
             self._conn.close()
             raise
+
+    def _prepare(self, deadline: float) -> None:
+        # Switching to WAL needs an exclusive lock and SQLite does not always wait for it
+        # (busy_timeout does not cover that upgrade), so processes opening a new file at the
+        # same moment can see "database is locked": wait for the other one to finish.
+        while True:
+            try:
+                if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+                if self._conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                    self._conn.executescript(_SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                time.sleep(0.05)
 
     def close(self) -> None:
         with self._lock:
