@@ -56,7 +56,10 @@ def serve(
 def worker(
     config: Path = CONFIG_OPTION,
     processes: int = typer.Option(1, "--processes", "-p", min=1, help="Worker processes."),
-    threads: int = typer.Option(8, "--threads", "-t", min=1, help="Threads per process."),
+    threads: int = typer.Option(8, "--threads", "-t", min=1, help="Event threads per process."),
+    delivery_threads: int = typer.Option(
+        32, "--delivery-threads", min=1, help="Delivery threads per process (they fill batches)."
+    ),
 ) -> None:
     """Run worker processes (uses REDIS_URL). SIGTERM drains in-flight messages and exits."""
     from hub.runtime.stack import Children
@@ -68,11 +71,21 @@ def worker(
     if url is None:
         fail("REDIS_URL is not set: export it (or use `crmhub run`, which starts an embedded server)")
     if processes == 1:
-        run_worker(loaded, url, threads=threads)
+        run_worker(loaded, url, threads=threads, delivery_threads=delivery_threads)
         return
     children = Children(config, url)
     for _ in range(processes):
-        children.start(["worker", "--config", str(config), "--threads", str(threads)])
+        children.start(
+            [
+                "worker",
+                "--config",
+                str(config),
+                "--threads",
+                str(threads),
+                "--delivery-threads",
+                str(delivery_threads),
+            ]
+        )
     _wait_for_signal(children)
 
 

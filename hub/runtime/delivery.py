@@ -1,4 +1,14 @@
-"""`deliver`: apply a flow's actions to one destination; classify failures; retry or dead-letter."""
+"""`deliver`: write one flow's output to one destination, then record the outcome.
+
+Outcomes, by error class (each adapter classifies its CRM's answers into these):
+- success: receipts and results recorded, the event is `delivered` once all its flows are;
+- `RateLimited`: the account's budget is used up: re-queued after the wait, no attempt used;
+- `TransientDeliveryError` (5xx, timeouts, unexpected errors): exponential backoff with
+  jitter, honouring Retry-After, until `hub.max_age_hours`, then dead-lettered;
+- `PermanentDeliveryError` (the CRM refused the data): dead-lettered with the CRM's message;
+- `AuthDeliveryError` (credentials refused): the destination is paused, its deliveries wait
+  (no attempts used) and the reason shows in `crmhub events`; resumes on new credentials.
+"""
 
 from __future__ import annotations
 
@@ -7,78 +17,62 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from hub.canonical import Bundle, Deal
-from hub.destination import Destination
+from hub.delivery.governor import RateLimited
+from hub.delivery.pause import clear_pause, pause, pause_reason, take_probe
 from hub.errors import AuthDeliveryError, PermanentDeliveryError, TransientDeliveryError
 from hub.runtime import keys, metrics
 from hub.runtime.context import Runtime
 from hub.runtime.eventlog import new_dlq_id, now_ms
 from hub.runtime.retry import schedule_retry
 
-__all__ = ["apply_actions", "deliver"]
+__all__ = ["PAUSED_RECHECK", "deliver"]
 
 log = logging.getLogger(__name__)
 
-
-def apply_actions(destination: Destination, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Write the bundle's objects as the flow's actions say; returns the CRM ids."""
-    bundle = Bundle.model_validate(payload["bundle"])
-    actions = set(payload["actions"])
-    tags = frozenset(payload.get("tags") or ())
-    ids: dict[str, Any] = {}
-    contact_id = company_id = deal_id = None
-    needs_contact = actions & {"upsert_contact", "add_tags"} or (
-        actions & {"upsert_deal", "add_activity"} and bundle.contacts
-    )
-    if needs_contact and bundle.contacts:
-        contact = bundle.contacts[0]
-        if tags and "upsert_contact" in actions:
-            contact = contact.model_copy(update={"tags": contact.tags | tags})
-        contact_id = destination.upsert_contact(contact)
-        ids["contact"] = contact_id
-        for extra in bundle.contacts[1:]:
-            ids.setdefault("other_contacts", []).append(destination.upsert_contact(extra))
-    if "upsert_company" in actions and bundle.companies:
-        company_id = destination.upsert_company(bundle.companies[0])
-        ids["company"] = company_id
-        if contact_id is not None:
-            destination.link_contact_company(contact_id, company_id)
-    if "upsert_deal" in actions and bundle.deals:
-        deal: Deal = bundle.deals[0]
-        overrides = {k: payload[k] for k in ("pipeline", "stage") if payload.get(k)}
-        if overrides:
-            deal = deal.model_copy(update=overrides)
-        deal_id = destination.upsert_deal(deal, contact_id=contact_id, company_id=company_id)
-        ids["deal"] = deal_id
-    if "add_activity" in actions:
-        ids["activities"] = [
-            destination.add_activity(a, contact_id=contact_id, deal_id=deal_id) for a in bundle.activities
-        ]
-    if "add_tags" in actions and tags and contact_id is not None:
-        destination.add_tags(contact_id, sorted(tags))
-    return ids
+#: Seconds between re-checks of a delivery waiting on a paused destination.
+PAUSED_RECHECK = 30.0
 
 
 def deliver(runtime: Runtime, payload_text: str, attempt: int) -> None:
     """Deliver one flow's output to its destination. Never raises."""
     payload = json.loads(payload_text)
-    event_id, destination_id = payload["event_id"], payload["destination"]
-    destination = runtime.destination(destination_id)
-    if destination is None:
+    destination_id = payload["destination"]
+    writer = runtime.writer(destination_id)
+    if writer is None:
         _dead(runtime, payload_text, payload, f"destination {destination_id!r} is not configured")
         return
+    account = writer.destination.account_key()
+    reason = pause_reason(runtime.client, account)
+    probing = False
+    if reason is not None:
+        if not take_probe(runtime.client, account):
+            _wait(
+                runtime, payload_text, payload, attempt, f"{destination_id} paused: {reason}", PAUSED_RECHECK
+            )
+            return
+        probing = True
     try:
-        ids = apply_actions(destination, payload)
+        ids = writer.apply(payload)
+    except RateLimited as exc:
+        metrics.incr(runtime.client, "rate_limited")
+        _wait(runtime, payload_text, payload, attempt, str(exc), exc.retry_after or 1.0)
     except PermanentDeliveryError as exc:
         _dead(runtime, payload_text, payload, f"refused by {destination_id}: {exc}")
     except AuthDeliveryError as exc:
-        _dead(runtime, payload_text, payload, f"credentials refused by {destination_id}: {exc}")
+        message = f"credentials refused ({exc}); fix them and restart, or `crmhub destinations resume`"
+        pause(runtime.client, account, message)
+        log.warning("destination %s paused: credentials refused", destination_id)
+        _wait(runtime, payload_text, payload, attempt, f"{destination_id} paused: {message}", PAUSED_RECHECK)
     except TransientDeliveryError as exc:
         _retry(runtime, payload_text, payload, attempt, str(exc), exc.retry_after)
     except Exception as exc:
-        log.warning("delivery of event %s to %s failed: %s", event_id, destination_id, type(exc).__name__)
+        log.warning(
+            "delivery of event %s to %s failed: %s", payload["event_id"], destination_id, type(exc).__name__
+        )
         _retry(runtime, payload_text, payload, attempt, f"{type(exc).__name__}: {exc}", None)
     else:
+        if probing:
+            clear_pause(runtime.client, account)
         _delivered(runtime, payload, ids)
 
 
@@ -91,6 +85,25 @@ def _delivered(runtime: Runtime, payload: Mapping[str, Any], ids: Mapping[str, A
         runtime.log.set_status(event_id, "delivered", error="")
     metrics.incr(runtime.client, "delivered")
     metrics.observe_latency(runtime.client, max(0.0, (now_ms() - int(payload["received_at"])) / 1000))
+
+
+def _requeue(
+    runtime: Runtime, payload_text: str, payload: Mapping[str, Any], attempt: int, delay: float
+) -> None:
+    queue = keys.delivery_queue(payload["destination"])
+    schedule_retry(runtime.client, queue, queue, (payload_text, attempt), delay)
+
+
+def _wait(
+    runtime: Runtime, payload_text: str, payload: Mapping[str, Any], attempt: int, why: str, delay: float
+) -> None:
+    """Re-queue without using an attempt (rate limit, paused destination), up to max age."""
+    age = now_ms() - int(payload["received_at"])
+    if age > runtime.max_age_ms:
+        _dead(runtime, payload_text, payload, f"gave up after {age / 3_600_000:.1f} h waiting: {why}")
+        return
+    runtime.log.set_status(payload["event_id"], "failed", error=f"{why} (waiting {delay:.0f} s)")
+    _requeue(runtime, payload_text, payload, attempt, delay)
 
 
 def _retry(
@@ -116,8 +129,7 @@ def _retry(
         event_id, "failed", error=f"{destination_id}: {error} (retry {attempt + 1} in {delay:.1f} s)"
     )
     metrics.incr(runtime.client, "failed")
-    queue = keys.delivery_queue(destination_id)
-    schedule_retry(runtime.client, queue, queue, (payload_text, attempt + 1), delay)
+    _requeue(runtime, payload_text, payload, attempt + 1, delay)
 
 
 def _dead(runtime: Runtime, payload_text: str, payload: Mapping[str, Any], reason: str) -> None:

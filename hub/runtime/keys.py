@@ -108,3 +108,23 @@ def poll_lock(connector: str) -> str:
 def scheduler_lock() -> str:
     """String: the token of the one active scheduler."""
     return f"{NAMESPACE}:scheduler"
+
+
+def rate_log(account: str) -> str:
+    """List: reserved request slot times (ms) of one CRM account, newest first."""
+    return f"{NAMESPACE}:rate:{account}:log"
+
+
+def rate_state(account: str) -> str:
+    """Hash: a CRM account's slow-down factor, last 429 time, blocked-until, 429 count."""
+    return f"{NAMESPACE}:rate:{account}:state"
+
+
+def receipts(destination: str, kind: str) -> str:
+    """Hash: identity -> CRM id, for one destination and object kind."""
+    return f"{NAMESPACE}:receipts:{destination}:{kind}"
+
+
+def paused(account: str) -> str:
+    """String: why a destination account is paused (credentials refused)."""
+    return f"{NAMESPACE}:paused:{account}"

@@ -28,8 +28,8 @@ __all__ = ["declare_actors", "run_worker"]
 log = logging.getLogger(__name__)
 
 
-def declare_actors(broker: Any, runtime: Runtime) -> list[str]:
-    """Register the actors on `broker`; returns the queue names they consume."""
+def declare_actors(broker: Any, runtime: Runtime) -> tuple[set[str], set[str]]:
+    """Register the actors on `broker`; returns (event and poll queues, delivery queues)."""
 
     def process_event_actor(event_id: str) -> None:
         process_event(runtime, event_id)
@@ -44,7 +44,7 @@ def declare_actors(broker: Any, runtime: Runtime) -> list[str]:
     dramatiq.actor(actor_name="poll_connector", queue_name=keys.POLLS_QUEUE, broker=broker)(
         poll_connector_actor
     )
-    queues = [keys.EVENTS_QUEUE, keys.POLLS_QUEUE]
+    delivery_queues = set()
     for destination_id in runtime.config.destinations:
         queue = keys.delivery_queue(destination_id)
 
@@ -52,8 +52,8 @@ def declare_actors(broker: Any, runtime: Runtime) -> list[str]:
             deliver(runtime, payload, attempt)
 
         dramatiq.actor(actor_name=queue, queue_name=queue, broker=broker)(deliver_actor)
-        queues.append(queue)
-    return queues
+        delivery_queues.add(queue)
+    return {keys.EVENTS_QUEUE, keys.POLLS_QUEUE}, delivery_queues
 
 
 def run_worker(
@@ -61,28 +61,46 @@ def run_worker(
     url: str,
     *,
     threads: int = 8,
+    delivery_threads: int = 32,
     stop: threading.Event | None = None,
     drain_timeout: float = 30.0,
 ) -> None:
-    """Run one worker process until SIGTERM/SIGINT (or `stop` is set)."""
+    """Run one worker process until SIGTERM/SIGINT (or `stop` is set).
+
+    Deliveries get their own (larger) thread pool: a delivery thread mostly waits, for its
+    batch to fill or for the CRM's rate limit, and many waiting threads make full batches.
+    """
     broker = make_broker(url)
     client = redis.Redis.from_url(url)
     runtime = Runtime(config, client)
-    declare_actors(broker, runtime)
+    event_queues, delivery_queues = declare_actors(broker, runtime)
     pump = RetryPump(client)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=250)
-    worker.start()
+    workers = [dramatiq.Worker(broker, queues=event_queues, worker_threads=threads, worker_timeout=250)]
+    if delivery_queues:
+        workers.append(
+            dramatiq.Worker(
+                broker, queues=delivery_queues, worker_threads=delivery_threads, worker_timeout=250
+            )
+        )
+    for worker in workers:
+        worker.start()
     pump.start()
-    log.info("worker started: %d threads on %s", threads, ", ".join(sorted(broker.get_declared_queues())))
+    log.info(
+        "worker started: %d + %d delivery threads on %s",
+        threads,
+        delivery_threads,
+        ", ".join(sorted(broker.get_declared_queues())),
+    )
     try:
         stop.wait()
     finally:
         log.info("worker draining in-flight messages (up to %.0f s)", drain_timeout)
         pump.stop()
-        worker.stop(timeout=int(drain_timeout * 1000))
+        for worker in workers:
+            worker.stop(timeout=int(drain_timeout * 1000))
         runtime.close()
         broker.close()

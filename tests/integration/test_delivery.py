@@ -37,19 +37,19 @@ class FlakyCrm(Destination):
     errors: list[Exception] = []
     written: list[str] = []
 
-    def upsert_contact(self, contact: Contact) -> str:
+    def upsert_contact(self, contact: Contact, *, known_id=None) -> str:
         if FlakyCrm.errors:
             raise FlakyCrm.errors.pop(0)
         FlakyCrm.written.append(contact.email or "")
         return "c1"
 
-    def upsert_company(self, company: Company) -> str:
+    def upsert_company(self, company: Company, *, known_id=None) -> str:
         return "co1"
 
-    def upsert_deal(self, deal: Deal, *, contact_id, company_id) -> str:
+    def upsert_deal(self, deal: Deal, *, contact_id, company_id, known_id=None) -> str:
         return "d1"
 
-    def add_activity(self, activity: Activity, *, contact_id, deal_id) -> str:
+    def add_activity(self, activity: Activity, *, contact_id, deal_id, known_id=None) -> str:
         return "a1"
 
     def add_tags(self, contact_id: str, tags: Iterable[str]) -> None:

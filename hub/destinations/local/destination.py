@@ -178,9 +178,11 @@ class LocalCrm(Destination):
     name: ClassVar[str] = "local"
     settings_model: ClassVar[type[DestinationSettings]] = LocalCrmSettings
 
-    def __init__(self, settings: LocalCrmSettings | None = None, *, instance_id: str | None = None) -> None:
+    def __init__(
+        self, settings: LocalCrmSettings | None = None, *, instance_id: str | None = None, client: Any = None
+    ) -> None:
         settings = settings or LocalCrmSettings()
-        super().__init__(settings, instance_id=instance_id)
+        super().__init__(settings, instance_id=instance_id, client=client)
         self.path = Path(settings.path).expanduser().resolve()
         self._store: CrmStore | None = None
         self._pid: int | None = None
@@ -246,7 +248,7 @@ class LocalCrm(Destination):
         store.claim(table, record_id, identities)
         return record_id
 
-    def upsert_contact(self, contact: Contact) -> str:
+    def upsert_contact(self, contact: Contact, *, known_id: str | None = None) -> str:
         new = contact.model_dump(mode="json")
         identities: list[Identity] = [
             *([("email", "", contact.email)] if contact.email else []),
@@ -257,7 +259,7 @@ class LocalCrm(Destination):
             found = store.find("contacts", identities)
             return str(self._upsert(store, "contacts", _merge_contact, found, new, identities))
 
-    def upsert_company(self, company: Company) -> str:
+    def upsert_company(self, company: Company, *, known_id: str | None = None) -> str:
         new = company.model_dump(mode="json")
         by_domain = [("domain", "", company.domain)] if company.domain else []
         by_name = [("name", "", company.name.casefold())] if company.name else []
@@ -272,7 +274,9 @@ class LocalCrm(Destination):
             identities = [*by_domain, *_external(company.external_ids), *by_name]
             return str(self._upsert(store, "companies", _merge_company, found, new, identities))
 
-    def upsert_deal(self, deal: Deal, *, contact_id: str | None, company_id: str | None) -> str:
+    def upsert_deal(
+        self, deal: Deal, *, contact_id: str | None, company_id: str | None, known_id: str | None = None
+    ) -> str:
         new = deal.model_dump(mode="json")
         identities = _external(deal.external_ids)
         with self._writing("deal") as store:
@@ -287,7 +291,9 @@ class LocalCrm(Destination):
                 store.link_contact_company(new["contact_id"], new["company_id"])
             return str(record_id)
 
-    def add_activity(self, activity: Activity, *, contact_id: str | None, deal_id: str | None) -> str:
+    def add_activity(
+        self, activity: Activity, *, contact_id: str | None, deal_id: str | None, known_id: str | None = None
+    ) -> str:
         row = activity.model_dump(mode="json")
         identities = _external(activity.external_ids)
         with self._writing("activity") as store:
