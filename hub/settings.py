@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -51,6 +51,17 @@ class HubSettings(BaseModel):
     retention_days: float = Field(14, gt=0, description="How long the event log keeps events.")
     max_age_hours: float = Field(72, gt=0, description="Dead-letter a delivery older than this.")
     max_queue_depth: int = Field(100_000, gt=0, description="Above it, ingress answers 503.")
+    durability: Literal["everysec", "strict"] = Field(
+        "everysec",
+        description="everysec: acknowledge once stored (AOF fsync within ~1 s); strict: wait for "
+        "the AOF fsync (WAITAOF) before acknowledging.",
+    )
+    admin_token_sha256: str | None = Field(
+        None, description="SHA-256 (hex) of the admin API bearer token; unset = admin API off."
+    )
+    allow_insecure_urls: bool = Field(
+        False, description="Allow http:// API URLs on loopback (tests and demos only)."
+    )
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,37 @@ def _expand(value: Any, *, file: str, line: int | None, key: str, issues: list[I
     return value
 
 
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def url_issues(settings: Any, *, allow_insecure: bool, file: str, key: str, section: Any) -> list[Issue]:
+    """Every `*url` setting must be https (http only on loopback, with allow_insecure_urls)."""
+    from urllib.parse import urlsplit
+
+    issues = []
+    for name in type(settings).model_fields:
+        if not name.endswith("url"):
+            continue
+        value = getattr(settings, name)
+        if not isinstance(value, str) or not value:
+            continue
+        parts = urlsplit(value)
+        line = section.line_of(name) if isinstance(section, LineDict) else None
+        if parts.scheme == "https" and parts.hostname:
+            continue
+        if parts.scheme == "http" and parts.hostname in _LOOPBACK and allow_insecure:
+            continue
+        hint = (
+            "http:// is only allowed on loopback with hub.allow_insecure_urls: true (tests, demos)"
+            if parts.scheme == "http"
+            else "give a full https:// URL"
+        )
+        issues.append(
+            Issue(f"outbound URLs must be https: {hint}", file=file, line=line, key=f"{key}.{name}")
+        )
+    return issues
+
+
 def validation_issues(
     exc: ValidationError, *, file: str, section: LineDict | None, prefix: str
 ) -> list[Issue]:
@@ -189,6 +231,13 @@ def _load_connector(
             validation_issues(exc, file=file, section=raw if isinstance(raw, LineDict) else None, prefix=key)
         )
         settings = None
+    if settings is not None:
+        url_problems = url_issues(
+            settings, allow_insecure=hub.allow_insecure_urls, file=file, key=key, section=raw
+        )
+        if url_problems:
+            issues.extend(url_problems)
+            settings = None
     region = raw.get("default_region") or hub.default_region
     try:
         mappings = MappingSet.load(
@@ -203,7 +252,7 @@ def _load_connector(
 
 
 def _load_destination(
-    instance_id: str, raw: Any, *, file: str, line: int | None, issues: list[Issue]
+    instance_id: str, raw: Any, *, file: str, line: int | None, issues: list[Issue], hub: HubSettings
 ) -> DestinationInstance | None:
     key = f"destinations.{instance_id}"
     if not isinstance(raw, dict) or "type" not in raw:
@@ -226,6 +275,12 @@ def _load_destination(
         issues.extend(
             validation_issues(exc, file=file, section=raw if isinstance(raw, LineDict) else None, prefix=key)
         )
+        return None
+    url_problems = url_issues(
+        settings, allow_insecure=hub.allow_insecure_urls, file=file, key=key, section=raw
+    )
+    if url_problems:
+        issues.extend(url_problems)
         return None
     return DestinationInstance(instance_id, type_name, cls, settings)
 
@@ -278,7 +333,7 @@ def load_config_text(text: str, *, file: str = "crmhub.yaml", require_env: bool 
     section = raw.get("destinations") or LineDict()
     for instance_id, item in section.items():
         dest = _load_destination(
-            str(instance_id), item, file=file, line=section.line_of(instance_id), issues=issues
+            str(instance_id), item, file=file, line=section.line_of(instance_id), issues=issues, hub=hub
         )
         if dest is not None:
             destinations[dest.id] = dest

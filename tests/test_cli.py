@@ -142,3 +142,21 @@ def test_schema_is_json_schema_with_connector_settings():
     assert schema["title"] == "crmhub.yaml"
     text = json.dumps(schema)
     assert "connector_shopify" in text and "connector_quickbooks" in text
+
+
+def test_outbound_urls_must_be_https_except_loopback_when_allowed(tmp_path):
+    config = tmp_path / "crmhub.yaml"
+    base = (
+        "connectors:\n  leads:\n    type: facebook_lead_ads\n    secret: s\n    verify_token: v\n"
+        "    page_access_token: p\n    api_base_url: {url}\n"
+    )
+    config.write_text(base.format(url="http://graph.example.com"))
+    result = invoke("check", "--config", str(config))
+    assert result.exit_code == 1
+    assert f"{config}:7: connectors.leads.api_base_url: outbound URLs must be https" in result.stderr
+    config.write_text(base.format(url="http://127.0.0.1:9999"))
+    assert invoke("check", "--config", str(config)).exit_code == 1
+    config.write_text("hub:\n  allow_insecure_urls: true\n" + base.format(url="http://127.0.0.1:9999"))
+    assert invoke("check", "--config", str(config)).exit_code == 0
+    config.write_text(base.format(url="https://graph.example.com"))
+    assert invoke("check", "--config", str(config)).exit_code == 0

@@ -11,6 +11,7 @@ from hub.cli import (
     connectors_cmd,
     crm_cmd,
     demo_cmd,
+    destinations_cmd,
     events_cmd,
     mapping_cmd,
     run_cmd,
@@ -45,6 +46,7 @@ app.add_typer(mapping_cmd.app, name="mapping")
 app.add_typer(events_cmd.app, name="events")
 app.add_typer(events_cmd.dlq_app, name="dlq")
 app.add_typer(crm_cmd.app, name="crm")
+app.add_typer(destinations_cmd.app, name="destinations")
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hub.connector.base import RawRequest, WebhookConnector
 from hub.errors import PayloadError, SignatureError
 from hub.runtime import keys
-from hub.runtime.intake import Intake
+from hub.runtime.intake import Backpressure, Intake
 from hub.runtime.metrics import RedisMetricsCollector
 from hub.settings import HubConfig
 
@@ -69,7 +69,10 @@ def create_app(config: HubConfig, redis_url: str) -> FastAPI:
         sync_client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
         registry = CollectorRegistry()
         registry.register(RedisMetricsCollector(sync_client, queues))
-        state.update(client=client, intake=Intake(client), registry=registry, sync=sync_client)
+        intake = Intake(
+            client, max_depth=config.hub.max_queue_depth, strict=config.hub.durability == "strict"
+        )
+        state.update(client=client, intake=intake, registry=registry, sync=sync_client)
         yield
         await client.aclose()
         sync_client.close()
@@ -147,7 +150,11 @@ def create_app(config: HubConfig, redis_url: str) -> FastAPI:
             return JSONResponse({"status": "accepted", "events": []})
         try:
             stored = await state["intake"].store(connector_id, connector.name, raw, events)
-        except redis.RedisError:
+        except Backpressure as exc:
+            await reject("backpressure", 503, "unavailable", str(exc))
+            return _error(503, "unavailable", f"{exc}; retry later", headers={"Retry-After": "30"})
+        except (redis.RedisError, OSError):
+            # Never acknowledge what could not be stored: the sender retries.
             return _error(
                 503,
                 "unavailable",

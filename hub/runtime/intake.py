@@ -24,7 +24,7 @@ from hub.connector.base import RawRequest, SourceEvent
 from hub.runtime import keys
 from hub.runtime.broker import encode_message
 
-__all__ = ["POLL_METHOD", "Intake", "StoredEvent", "new_event_id", "store_polled"]
+__all__ = ["POLL_METHOD", "Backpressure", "Intake", "StoredEvent", "new_event_id", "store_polled"]
 
 #: The `method` recorded for events that came from a poll rather than a webhook.
 POLL_METHOD = "POLL"
@@ -32,8 +32,9 @@ POLL_METHOD = "POLL"
 _STORE_AND_ENQUEUE = """
 local existing = redis.call('GET', KEYS[1])
 if existing then return {0, existing} end
+if redis.call('LLEN', KEYS[6]) >= tonumber(ARGV[6]) then return {-1, ''} end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+redis.call('HSET', KEYS[2], unpack(ARGV, 7))
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
@@ -62,6 +63,10 @@ class StoredEvent:
     duplicate: bool
 
 
+class Backpressure(Exception):
+    """The queue is over `hub.max_queue_depth` (or the AOF fsync did not happen): answer 503."""
+
+
 def _queue_calls(
     script: Any,
     pipe: Any,
@@ -71,6 +76,7 @@ def _queue_calls(
     received: int,
     stored: dict[str, Any],
     dedupe_ttl: int,
+    max_depth: int,
 ) -> list[tuple[str, str, Any]]:
     """Queue one script call per event on `pipe`; returns (event id, source id, call result)."""
     queue = f"dramatiq:{keys.EVENTS_QUEUE}"
@@ -104,7 +110,7 @@ def _queue_calls(
                 f"{queue}.msgs",
                 keys.counters(),
             ],
-            args=[event_id, dedupe_ttl, received, redis_id, message, *flat],
+            args=[event_id, dedupe_ttl, received, redis_id, message, max_depth, *flat],
             client=pipe,
         )
         calls.append((event_id, event.id, result))
@@ -113,6 +119,8 @@ def _queue_calls(
 
 def _results(calls: list[tuple[str, str, Any]], results: list[Any]) -> list[StoredEvent]:
     stored = []
+    if any(int(created) < 0 for created, _ in results):
+        raise Backpressure("the event queue is over hub.max_queue_depth")
     for (_event_id, source_id, _), (created, existing) in zip(calls, results, strict=True):
         stored_id = existing.decode() if isinstance(existing, bytes) else str(existing)
         stored.append(StoredEvent(stored_id, source_id, duplicate=not created))
@@ -122,9 +130,18 @@ def _results(calls: list[tuple[str, str, Any]], results: list[Any]) -> list[Stor
 class Intake:
     """Async store-and-enqueue used by the ingress."""
 
-    def __init__(self, client: aioredis.Redis, *, dedupe_ttl: int = keys.DEDUPE_TTL_SECONDS) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        dedupe_ttl: int = keys.DEDUPE_TTL_SECONDS,
+        max_depth: int = 100_000,
+        strict: bool = False,
+    ) -> None:
         self.client = client
         self.dedupe_ttl = dedupe_ttl
+        self.max_depth = max_depth
+        self.strict = strict
         self._script = client.register_script(_STORE_AND_ENQUEUE)
 
     async def store(
@@ -147,10 +164,19 @@ class Intake:
             int(request.received_at.timestamp() * 1000),
             stored,
             self.dedupe_ttl,
+            self.max_depth,
         )
         for _, _, pending in calls:
             await pending  # queues the call on the pipeline (no round trip)
-        return _results(calls, await pipe.execute())
+        if self.strict:
+            # durability: strict: the same round trip waits until the AOF is fsynced locally.
+            pipe.execute_command("WAITAOF", 1, 0, 2000)
+        results = await pipe.execute()
+        if self.strict:
+            fsynced = results.pop()
+            if not fsynced or int(fsynced[0]) < 1:
+                raise Backpressure("the event store did not confirm the AOF fsync in time")
+        return _results(calls, results)
 
 
 def store_polled(
@@ -170,5 +196,6 @@ def store_polled(
         int(time.time() * 1000),
         {"method": POLL_METHOD},
         keys.DEDUPE_TTL_SECONDS,
+        2**62,
     )
     return _results(calls, pipe.execute())

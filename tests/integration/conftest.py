@@ -147,6 +147,7 @@ class Stack:
 CONFIG = """\
 hub:
   default_region: US
+  allow_insecure_urls: true  # the provider stubs listen on http://127.0.0.1
 connectors:
   shop:
     type: shopify

@@ -198,3 +198,47 @@ def test_server_restart_loses_no_acknowledged_event(make_stack, tmp_path_factory
     finally:
         stack.stop_all()
         srv2.stop()
+
+
+def _order(n: int) -> dict:
+    return {"id": n, "email": f"q{n}@example.com", "currency": "EUR", "total_price": "5"}
+
+
+def test_over_the_queue_depth_the_ingress_answers_503_with_retry_after(make_stack):
+    from connectors.shopify import ShopifyConnector
+
+    stack = make_stack(CONFIG.replace("hub:\n", "hub:\n  max_queue_depth: 3\n  durability: strict\n"))
+    stack.start_ingress()
+    for n in range(3):
+        request = ShopifyConnector.sample_request("orders/create", _order(n), SECRETS["shop"], at=now())
+        assert stack.post("shop", request).status_code == 200  # strict: after the AOF fsync
+    request = ShopifyConnector.sample_request("orders/create", _order(9), SECRETS["shop"], at=now())
+    response = stack.post("shop", request)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "30"
+    assert response.json()["error"] == "unavailable" and "max_queue_depth" in response.json()["detail"]
+    assert stack.log.counts()["received"] == 3  # the refused one was not stored
+
+
+def test_with_redis_down_the_ingress_answers_503_and_recovers(make_stack, tmp_path_factory):
+    from connectors.shopify import ShopifyConnector
+
+    from hub.runtime.embedded import EmbeddedServer
+
+    srv = EmbeddedServer(tmp_path_factory.mktemp("down"))
+    url = srv.start()
+    stack = make_stack()
+    stack.url, stack.env["REDIS_URL"] = url, url
+    stack.start_ingress()
+    srv.stop()
+    request = ShopifyConnector.sample_request("orders/create", _order(1), SECRETS["shop"], at=now())
+    response = stack.post("shop", request)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert httpx.get(f"{stack.base}/readyz").status_code == 503
+    srv2 = EmbeddedServer(srv.data_dir)
+    srv2.start()
+    try:
+        response = stack.post("shop", request)
+        assert response.status_code == 200, response.text  # the sender's retry is accepted
+    finally:
+        stack.stop_all()
+        srv2.stop()
