@@ -103,6 +103,10 @@ class Destination(ABC):
     batch_limits: ClassVar[Mapping[str, int]] = {}
     #: The CRM's documented request budget per account: (requests, seconds); None = none.
     rate_limit: ClassVar[tuple[int, float] | None] = None
+    #: True when every single-object write is atomic in the CRM itself (a keyed upsert or a
+    #: transaction); False when it is find-then-create, so the delivery layer must hold a
+    #: lock per object identity while it runs.
+    atomic_writes: ClassVar[bool] = False
 
     def __init__(self, settings: Any, *, instance_id: str | None = None, client: Any = None) -> None:
         self.settings = settings

@@ -6,6 +6,7 @@ import logging
 
 import typer
 
+from hub import redaction
 from hub.cli import (
     config_cmd,
     connectors_cmd,
@@ -13,6 +14,7 @@ from hub.cli import (
     demo_cmd,
     destinations_cmd,
     events_cmd,
+    forget_cmd,
     mapping_cmd,
     run_cmd,
     transform_cmd,
@@ -35,12 +37,14 @@ def _root(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    redaction.install()
 
 
 transform_cmd.register(app)
 config_cmd.register(app)
 run_cmd.register(app)
 demo_cmd.register(app)
+forget_cmd.register(app)
 app.add_typer(connectors_cmd.app, name="connectors")
 app.add_typer(mapping_cmd.app, name="mapping")
 app.add_typer(events_cmd.app, name="events")

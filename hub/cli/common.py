@@ -47,6 +47,18 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
 def config_or_fail(path: Path, *, require_env: bool = True) -> HubConfig:
     try:
-        return load_config(path, require_env=require_env)
+        config = load_config(path, require_env=require_env)
     except HubError as exc:
         fail_on(exc)
+    register_config_secrets(config)
+    return config
+
+
+def register_config_secrets(config: HubConfig) -> None:
+    """Teach the log redaction every secret value of the loaded config."""
+    from hub import redaction
+
+    for connector in config.connectors.values():
+        redaction.register_secrets(redaction.secrets_of(connector.settings))
+    for destination in config.destinations.values():
+        redaction.register_secrets(redaction.secrets_of(destination.settings))

@@ -5,7 +5,10 @@ so a retried message resumes where it stopped."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from hub.canonical import Bundle, Deal
@@ -26,7 +29,8 @@ from hub.destination import (
     ItemResult,
     Written,
 )
-from hub.errors import DeliveryError, PermanentDeliveryError
+from hub.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from hub.runtime import keys
 
 __all__ = ["DestinationWriter", "split_on_permanent"]
 
@@ -52,6 +56,35 @@ def split_on_permanent(bulk: Callable[[list[W]], Sequence[ItemResult]], items: l
     return results
 
 
+class IdentityLocks:
+    """A Redis lock per (destination, object identity) around find-then-create, so two
+    workers writing the same new person to a CRM without upserts cannot both create it."""
+
+    def __init__(self, client: Any, destination: str, *, ttl_ms: int = 15_000, wait: float = 30.0) -> None:
+        self.client = client
+        self.destination = destination
+        self.ttl_ms = ttl_ms
+        self.wait = wait
+
+    @contextmanager
+    def hold(self, kind: str, identity: str | None) -> Iterator[None]:
+        if identity is None or self.client is None:
+            yield
+            return
+        key = keys.identity_lock(self.destination, kind, identity)
+        token = os.urandom(8).hex()
+        deadline = time.monotonic() + self.wait
+        while not self.client.set(key, token, nx=True, px=self.ttl_ms):
+            if time.monotonic() > deadline:
+                raise TransientDeliveryError(f"another worker is still writing this {kind}")
+            time.sleep(0.02)
+        try:
+            yield
+        finally:
+            if self.client.get(key) == token.encode():
+                self.client.delete(key)
+
+
 def _unwrap(result: ItemResult) -> str:
     if isinstance(result, Written):
         return result.id
@@ -64,25 +97,40 @@ class DestinationWriter:
     def __init__(self, destination: Destination, receipts: Receipts, *, debounce: float = 0.2) -> None:
         self.destination = destination
         self.receipts = receipts
-        limits = destination.batch_limits
+        self.locks = IdentityLocks(receipts.client, destination.instance_id)
+        self._bulk: dict[str, Callable[[list[Any]], Sequence[ItemResult]]] = {
+            "contact": destination.upsert_contacts,
+            "company": destination.upsert_companies,
+            "deal": destination.upsert_deals,
+            "activity": destination.add_activities,
+        }
+        self._batchers: dict[str, Batcher[Any, ItemResult]] = {}
+        for kind, bulk in self._bulk.items():
+            limit = int(destination.batch_limits.get(kind, 1))
+            if limit > 1:  # the CRM has a bulk endpoint: coalesce across threads
 
-        def batcher(kind: str, bulk: Callable[[list[Any]], Sequence[ItemResult]]) -> Batcher[Any, ItemResult]:
-            return Batcher(
-                lambda items: split_on_permanent(bulk, items),
-                max_size=int(limits.get(kind, 1)),
-                max_wait=debounce if limits.get(kind, 1) > 1 else 0.0,
-                name=f"{destination.instance_id}-{kind}",
-            )
+                def flush(items: list[Any], bulk: Any = bulk) -> list[ItemResult]:
+                    return split_on_permanent(bulk, items)
 
-        self._contacts = batcher("contact", destination.upsert_contacts)
-        self._companies = batcher("company", destination.upsert_companies)
-        self._deals = batcher("deal", destination.upsert_deals)
-        self._activities = batcher("activity", destination.add_activities)
+                self._batchers[kind] = Batcher(
+                    flush, max_size=limit, max_wait=debounce, name=f"{destination.instance_id}-{kind}"
+                )
 
     def close(self) -> None:
-        for batcher in (self._contacts, self._companies, self._deals, self._activities):
+        for batcher in self._batchers.values():
             batcher.close()
         self.destination.close()
+
+    def _write(self, kind: str, write: Any, identity: str | None) -> str:
+        """One object's write: through the batcher where the CRM has bulk, else directly
+        under the identity lock (find-then-create must not race another worker)."""
+        batcher = self._batchers.get(kind)
+        if batcher is not None:
+            return _unwrap(batcher.call(write))
+        if self.destination.atomic_writes:
+            return _unwrap(split_on_permanent(self._bulk[kind], [write])[0])
+        with self.locks.hold(kind, identity):
+            return _unwrap(split_on_permanent(self._bulk[kind], [write])[0])
 
     def apply(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Write the bundle's objects as the flow's actions say; returns the CRM ids."""
@@ -99,20 +147,17 @@ class DestinationWriter:
             if tags and "upsert_contact" in actions:
                 contact = contact.model_copy(update={"tags": contact.tags | tags})
             identity = contact_identity(contact)
-            contact_id = _unwrap(
-                self._contacts.call(ContactWrite(contact, known_id=self.receipts.get("contact", identity)))
+            contact_id = self._write(
+                "contact", ContactWrite(contact, known_id=self.receipts.get("contact", identity)), identity
             )
             self.receipts.put("contact", identity, contact_id)
             ids["contact"] = contact_id
         if "upsert_company" in actions and bundle.companies:
             company = bundle.companies[0]
             identity = company_identity(company)
-            company_id = _unwrap(
-                self._companies.call(
-                    CompanyWrite(
-                        company, known_id=self.receipts.get("company", identity), contact_id=contact_id
-                    )
-                )
+            known = self.receipts.get("company", identity)
+            company_id = self._write(
+                "company", CompanyWrite(company, known_id=known, contact_id=contact_id), identity
             )
             self.receipts.put("company", identity, company_id)
             ids["company"] = company_id
@@ -124,16 +169,13 @@ class DestinationWriter:
             if overrides:
                 deal = deal.model_copy(update=overrides)
             identity = deal_identity(deal, contact_id)
-            deal_id = _unwrap(
-                self._deals.call(
-                    DealWrite(
-                        deal,
-                        known_id=self.receipts.get("deal", identity),
-                        contact_id=contact_id,
-                        company_id=company_id,
-                    )
-                )
+            write = DealWrite(
+                deal,
+                known_id=self.receipts.get("deal", identity),
+                contact_id=contact_id,
+                company_id=company_id,
             )
+            deal_id = self._write("deal", write, identity)
             self.receipts.put("deal", identity, deal_id)
             ids["deal"] = deal_id
         if "add_activity" in actions and bundle.activities:
@@ -144,8 +186,8 @@ class DestinationWriter:
                 if known is not None:
                     activity_ids.append(known)  # written before: a redelivery adds nothing
                     continue
-                activity_id = _unwrap(
-                    self._activities.call(ActivityWrite(activity, contact_id=contact_id, deal_id=deal_id))
+                activity_id = self._write(
+                    "activity", ActivityWrite(activity, contact_id=contact_id, deal_id=deal_id), identity
                 )
                 self.receipts.put("activity", identity, activity_id)
                 activity_ids.append(activity_id)

@@ -91,7 +91,7 @@ def create_app(config: HubConfig, redis_url: str) -> FastAPI:
         names = {404: "not_found", 405: "method_not_allowed"}
         return _error(exc.status_code, names.get(exc.status_code, "http_error"), str(exc.detail))
 
-    @app.api_route("/hooks/{connector_id}", methods=["GET", "POST", "PUT"])
+    @app.api_route("/hooks/{connector_id}", methods=["GET", "POST", "PUT"], include_in_schema=False)
     async def receive(connector_id: str, request: Request) -> Response:
         connector = connectors.get(connector_id)
         if connector is None:
@@ -192,4 +192,15 @@ def create_app(config: HubConfig, redis_url: str) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(state["registry"]), media_type=CONTENT_TYPE_LATEST)
 
+    if config.hub.admin_token_sha256:
+        from hub.ingress.admin import admin_router
+
+        app.include_router(
+            admin_router(
+                lambda: state.get("sync") or state.setdefault("sync", redis.Redis.from_url(redis_url)),
+                config.hub.admin_token_sha256,
+                config.destinations,
+            ),
+            prefix="/admin",
+        )
     return app

@@ -20,6 +20,7 @@ from typing import Any
 from hub.delivery.governor import RateLimited
 from hub.delivery.pause import clear_pause, pause, pause_reason, take_probe
 from hub.errors import AuthDeliveryError, PermanentDeliveryError, TransientDeliveryError
+from hub.redaction import redact
 from hub.runtime import keys, metrics
 from hub.runtime.context import Runtime
 from hub.runtime.eventlog import new_dlq_id, now_ms
@@ -136,6 +137,7 @@ def _dead(runtime: Runtime, payload_text: str, payload: Mapping[str, Any], reaso
     event_id, destination_id = payload["event_id"], payload["destination"]
     item_id = new_dlq_id()
     now = now_ms()
+    reason = redact(reason)
     pipe = runtime.client.pipeline(transaction=True)
     pipe.hset(
         keys.dlq_item(item_id),

@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from hub.redaction import redact
 from hub.runtime import keys
 
 __all__ = ["STATUSES", "EventLog", "EventRecord", "now_ms"]
@@ -124,6 +125,8 @@ class EventLog:
         pipe = self.client.pipeline(transaction=True)
         mapping: dict[str, Any] = {"status": status, "updated_at": now}
         mapping.update({k: v for k, v in fields.items() if v is not None})
+        if mapping.get("error"):
+            mapping["error"] = redact(str(mapping["error"]))
         pipe.hset(key, mapping=mapping)
         if old is not None and old.decode() != status:
             pipe.zrem(keys.events_by_status(old.decode()), event_id)

@@ -128,3 +128,8 @@ def receipts(destination: str, kind: str) -> str:
 def paused(account: str) -> str:
     """String: why a destination account is paused (credentials refused)."""
     return f"{NAMESPACE}:paused:{account}"
+
+
+def identity_lock(destination: str, kind: str, identity: str) -> str:
+    """String: held while one worker finds-then-creates this object in a CRM without upserts."""
+    return f"{NAMESPACE}:lock:{destination}:{kind}:{identity}"

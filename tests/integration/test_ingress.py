@@ -221,7 +221,6 @@ def test_over_the_queue_depth_the_ingress_answers_503_with_retry_after(make_stac
 
 def test_with_redis_down_the_ingress_answers_503_and_recovers(make_stack, tmp_path_factory):
     from connectors.shopify import ShopifyConnector
-
     from hub.runtime.embedded import EmbeddedServer
 
     srv = EmbeddedServer(tmp_path_factory.mktemp("down"))

@@ -176,6 +176,7 @@ class LocalCrm(Destination):
     """
 
     name: ClassVar[str] = "local"
+    atomic_writes = True  # every upsert is one SQLite BEGIN IMMEDIATE transaction
     settings_model: ClassVar[type[DestinationSettings]] = LocalCrmSettings
 
     def __init__(
