@@ -20,7 +20,9 @@ __all__ = ["RedactingFilter", "install", "redact", "register_secrets", "secrets_
 
 MASK = "[redacted]"
 _PATTERNS = [
-    re.compile(r"(?i)\b(bearer|token|api[-_ ]?key|api-token|x-api-token|authorization)([=:\s\"']+)[^\s\"',;]+"),
+    re.compile(
+        r"(?i)\b(bearer|token|api[-_ ]?key|api-token|x-api-token|authorization)([=:\s\"']+)[^\s\"',;]+"
+    ),
     re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}"),
     re.compile(r"\+\d[\d \-().]{6,18}\d"),
     re.compile(r"\b[0-9a-fA-F]{40,}\b"),

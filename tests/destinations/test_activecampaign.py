@@ -84,7 +84,7 @@ def test_settings_normalise_the_url_and_hide_the_token():
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        pytest.param("base_url", "http://acme.api-us1.com/api/3", id="not-https"),
+        pytest.param("base_url", "ftp://acme.api-us1.com/api/3", id="not-https"),
         pytest.param("base_url", "https://acme.api-us1.com/api/2", id="wrong-path"),
         pytest.param("requests_per_second", 10, id="above-the-documented-budget"),
         pytest.param("properties", {"job_title": "Job Title"}, id="field-by-name-not-id"),

@@ -120,14 +120,16 @@ class ActiveCampaignSettings(DestinationSettings):
     @classmethod
     def _https_api_url(cls, value: str) -> str:
         parts = urlsplit(value.strip())
-        if parts.scheme != "https" or not parts.netloc:
+        # https itself is enforced for every outbound URL by hub.settings (http only on
+        # loopback with hub.allow_insecure_urls, for tests and demos).
+        if parts.scheme not in ("https", "http") or not parts.netloc:
             raise ValueError("must be the https:// API URL shown in ActiveCampaign (Settings → Developer)")
         path = parts.path.rstrip("/")
         if path not in ("", _API_PATH):
             raise ValueError(f"must end with {_API_PATH} (got path {parts.path!r})")
         if parts.query or parts.fragment:
             raise ValueError("must not carry a query string or fragment")
-        return f"https://{parts.netloc}{_API_PATH}"
+        return f"{parts.scheme}://{parts.netloc}{_API_PATH}"
 
     @field_validator("properties")
     @classmethod
