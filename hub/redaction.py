@@ -20,6 +20,7 @@ __all__ = ["RedactingFilter", "install", "redact", "register_secrets", "secrets_
 
 MASK = "[redacted]"
 _PATTERNS = [
+    re.compile(r"(?i)\bbearer\s+[^\s\"',;]+"),
     re.compile(
         r"(?i)\b(bearer|token|api[-_ ]?key|api-token|x-api-token|authorization)([=:\s\"']+)[^\s\"',;]+"
     ),
@@ -61,8 +62,9 @@ def redact(text: str) -> str:
         secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:
         text = text.replace(secret, MASK)
-    text = _PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
-    for pattern in _PATTERNS[1:]:
+    text = _PATTERNS[0].sub(f"Bearer {MASK}", text)
+    text = _PATTERNS[1].sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    for pattern in _PATTERNS[2:]:
         text = pattern.sub(MASK, text)
     return text
 
