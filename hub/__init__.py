@@ -32,6 +32,16 @@ from hub.connector import (
     event_slug,
     signatures,
 )
+from hub.destination import (
+    ActivityWrite,
+    CompanyWrite,
+    ContactWrite,
+    DealWrite,
+    Destination,
+    DestinationSettings,
+    ItemResult,
+    Written,
+)
 from hub.errors import (
     AuthDeliveryError,
     ConfigError,
@@ -50,6 +60,15 @@ __version__ = "0.1.0"
 __all__ = [
     # canonical model
     "Activity",
+    # destination API
+    "ActivityWrite",
+    "CompanyWrite",
+    "ContactWrite",
+    "DealWrite",
+    "Destination",
+    "DestinationSettings",
+    "ItemResult",
+    "Written",
     "Address",
     "AuthDeliveryError",
     "Bundle",

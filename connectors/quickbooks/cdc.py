@@ -33,10 +33,10 @@ from datetime import UTC, datetime, timedelta
 from importlib.resources.abc import Traversable
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
 from connectors.quickbooks.api import QuickBooksSession, fault_text
-from connectors.quickbooks.connector import QuickBooksConnector
+from connectors.quickbooks.connector import QuickBooksApiSettings, QuickBooksConnector
 from connectors.quickbooks.notifications import canonical_entity
 from hub import PermanentDeliveryError, PollingConnector, PollingSettings, PollResult, SourceEvent
 
@@ -65,36 +65,13 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class QuickBooksCdcSettings(PollingSettings):
+class QuickBooksCdcSettings(QuickBooksApiSettings, PollingSettings):
     """One QuickBooks app's OAuth tokens for one company, polled every `poll_interval` seconds.
 
     The OAuth and API fields mean what they mean for the `quickbooks` webhook connector.
     There is no `secret`: a poll has no signature to check.
     """
 
-    api_base_url: str = Field(
-        default="https://quickbooks.api.intuit.com",
-        description=(
-            "QuickBooks Online API base URL; https://sandbox-quickbooks.api.intuit.com for a "
-            "sandbox company."
-        ),
-    )
-    client_id: str = Field(min_length=1, description="OAuth 2.0 client id of the Intuit app.")
-    client_secret: SecretStr = Field(description="OAuth 2.0 client secret of the Intuit app.")
-    refresh_token: SecretStr = Field(
-        description="OAuth 2.0 refresh token of the connected company (Intuit rotates it)."
-    )
-    access_token: SecretStr | None = Field(
-        default=None,
-        description="A current access token, if you have one; otherwise one is fetched.",
-    )
-    token_url: str = Field(
-        default="https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
-        description="Intuit's OAuth 2.0 token endpoint (refresh_token grant).",
-    )
-    minor_version: int = Field(
-        default=75, ge=1, description="The `minorversion` query parameter of API reads."
-    )
     realm_id: str = Field(
         pattern=r"^[\w-]{1,64}$",
         description="The company (realmId) to poll; the tokens must belong to it.",

@@ -27,6 +27,7 @@ from pydantic import Field, SecretStr
 from connectors.quickbooks.api import QuickBooksSession
 from connectors.quickbooks.notifications import parse_notification
 from hub import (
+    ConnectorSettings,
     PayloadError,
     RawRequest,
     SourceEvent,
@@ -43,8 +44,8 @@ SIGNATURE_HEADER = "intuit-signature"
 SAMPLE_REALM_ID = "9341453050298464"
 
 
-class QuickBooksSettings(WebhookSettings):
-    """One QuickBooks app connected to one company. `secret` is the webhook verifier token."""
+class QuickBooksApiSettings(ConnectorSettings):
+    """The OAuth 2.0 and API settings shared by the webhook and the polling connectors."""
 
     api_base_url: str = Field(
         default="https://quickbooks.api.intuit.com",
@@ -66,15 +67,20 @@ class QuickBooksSettings(WebhookSettings):
         default="https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
         description="Intuit's OAuth 2.0 token endpoint (refresh_token grant).",
     )
+    minor_version: int = Field(
+        default=75, ge=1, description="The `minorversion` query parameter of API reads."
+    )
+
+
+class QuickBooksSettings(QuickBooksApiSettings, WebhookSettings):
+    """One QuickBooks app connected to one company. `secret` is the webhook verifier token."""
+
     realm_id: str | None = Field(
         default=None,
         description=(
             "The company (realmId) these tokens belong to. Intuit notifies an app about every "
             "connected company; notifications about others are dropped. Unset: keep all."
         ),
-    )
-    minor_version: int = Field(
-        default=75, ge=1, description="The `minorversion` query parameter of API reads."
     )
 
 
