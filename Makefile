@@ -31,5 +31,8 @@ typecheck: install
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 
+chaos: install
+	$(BIN)/python chaos/run.py
+
 clean:
 	rm -rf $(VENV) .crmhub .pytest_cache .mypy_cache .ruff_cache

@@ -103,9 +103,21 @@ def shopify_order_to_bundle(data: Mapping[str, Any], event_id: str, mapping_vers
     email = _first(data.get("email"), data.get("contact_email"), customer.get("email"))
     if email is not None:
         email = str(email).strip().lower()
-    phone = _first(data.get("phone"), customer.get("phone"), billing.get("phone"), shipping.get("phone"))
+    # The order's / customer's phone must be a number; an address phone (free text) that
+    # is not one is skipped.
+    region = _region(billing.get("country_code"))
+    phone = _first(data.get("phone"), customer.get("phone"))
     if phone is not None:
-        phone = normalise_phone(str(phone), _region(billing.get("country_code")))
+        phone = normalise_phone(str(phone), region)
+    else:
+        for free_text in (billing.get("phone"), shipping.get("phone")):
+            if free_text is None:
+                continue
+            try:
+                phone = normalise_phone(str(free_text), region)
+                break
+            except ValueError:
+                continue
     first_name = _first(
         customer.get("first_name"),
         billing.get("first_name"),
@@ -309,16 +321,14 @@ def typeform_response_to_bundle(data: Mapping[str, Any], event_id: str, mapping_
             email = str(email).strip().lower()
         if phone is not None:
             phone = normalise_phone(str(phone), _region(hidden.get("country")))
-        first_name = _first(
-            ref("first_name").get("text"), ref("name").get("text"), ref("full_name").get("text")
-        )
-        if first_name is not None:
-            first_name = split_full_name(str(first_name).strip())[0]
-        # "<last>, <first>": a surname is kept whole.
-        last_name = None
-        last_text, first_text = ref("last_name").get("text"), ref("first_name").get("text")
-        if not (_blank(last_text) and _blank(first_text)):
-            last_name = split_full_name(f"{_text(last_text)}, {_text(first_text)}".strip())[1]
+        # The first_name / last_name answers as typed; else one full-name answer, split.
+        first_text, last_text = ref("first_name").get("text"), ref("last_name").get("text")
+        split_first = split_last = None
+        full_name = _first(ref("name").get("text"), ref("full_name").get("text"))
+        if _blank(first_text) and _blank(last_text) and full_name is not None:
+            split_first, split_last = split_full_name(str(full_name))
+        first_name = _first(None if first_text is None else str(first_text).strip(), split_first)
+        last_name = _first(None if last_text is None else str(last_text).strip(), split_last)
         country = _first(
             _obj(ref("country").get("choice")).get("label"), ref("country").get("text"), hidden.get("country")
         )

@@ -7,6 +7,7 @@ ISO 4217, datetimes UTC), so anything past the mapping layer is clean by constru
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime
 from decimal import Decimal
@@ -109,7 +110,16 @@ Tags = Annotated[
     AfterValidator(lambda v: frozenset(t.strip() for t in v if t and t.strip())),
     PlainSerializer(lambda v: sorted(v), when_used="json"),
 ]
-CustomFields = dict[str, Scalar]
+
+
+def _finite_values(values: dict[str, Any]) -> dict[str, Any]:
+    for key, value in values.items():
+        if isinstance(value, float | Decimal) and not isinstance(value, bool) and not math.isfinite(value):
+            raise ValueError(f"custom field {key!r} is not a finite number")
+    return values
+
+
+CustomFields = Annotated[dict[str, Scalar], AfterValidator(_finite_values)]
 ExternalIds = Annotated[
     dict[str, str], BeforeValidator(lambda v: {k: str(x) for k, x in v.items() if x is not None})
 ]

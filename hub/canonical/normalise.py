@@ -126,4 +126,7 @@ def to_utc(value: datetime) -> datetime:
     """Return an aware datetime in UTC; a naive one is taken to be UTC already."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time out of range once converted to UTC") from None

@@ -194,6 +194,16 @@ def _compile_transform(item: Any, ctx: transforms.CompileContext) -> transforms.
         raise ValueError(f"{name}: {exc}") from None
 
 
+def _format(value: Any, spec: str) -> str:
+    """`format(value, spec)`; a value of the wrong type for the spec is a MappingError."""
+    try:
+        return format(value, spec)
+    except (TypeError, ValueError) as exc:
+        raise MappingError(
+            f"template: cannot format a {type(value).__name__} with {{:{spec}}} ({exc})"
+        ) from None
+
+
 def _template_fn(text: str) -> ValueFn:
     parts: list[tuple[str, Getter | None, str]] = []
     for literal, field_name, spec, conversion in string.Formatter().parse(text):
@@ -215,7 +225,7 @@ def _template_fn(text: str) -> ValueFn:
                 value = getter(node, root)
                 if not is_empty(value):
                     found = True
-                    out.append(format(value, spec) if spec else str(value))
+                    out.append(_format(value, spec) if spec else str(value))
         if not found and any(g is not None for _, g, _ in parts):
             return None
         return "".join(out).strip() or None
@@ -348,6 +358,13 @@ def _items_fn(
 
 def compile_spec(source: SpecSource, *, default_region: str | None = None) -> Mapper:
     """Compile every directive of a spec; raise `MappingError` listing every problem."""
+    try:
+        return _compile_spec(source, default_region=default_region)
+    except RecursionError:
+        raise MappingError([Issue("the spec is nested too deeply", file=source.file)]) from None
+
+
+def _compile_spec(source: SpecSource, *, default_region: str | None = None) -> Mapper:
     collector = _Collector(source.file)
     collector.issues.extend(source.issues)
     ctx = transforms.CompileContext(region_from=source.region_from, default_region=default_region)
@@ -407,7 +424,7 @@ def compile_spec(source: SpecSource, *, default_region: str | None = None) -> Ma
                 suggestion=close[0] if close else None,
             )
             continue
-        if not isinstance(options, dict) or set(options) - {"when"}:
+        if not isinstance(options, dict) or set(options) != {"when"}:
             collector.add("an object takes {when: <condition>}", line=line, key=f"objects.{obj}")
             continue
         try:

@@ -22,9 +22,13 @@ def load_spec_text(text: str, *, file: str) -> SpecSource:
     """Parse one spec's YAML text; `MappingError` (with file and line) if it is malformed."""
     try:
         raw = parse_yaml(text, source=file)
+        return parse_spec(raw, file=file)
     except YamlSyntaxError as exc:
         raise MappingError([exc.issue]) from None
-    return parse_spec(raw, file=file)
+    except RecursionError:
+        raise MappingError(
+            [Issue("the spec is nested too deeply (or refers to itself)", file=file)]
+        ) from None
 
 
 def load_spec_file(path: Path | Traversable) -> SpecSource:
@@ -64,6 +68,29 @@ def apply_overrides(source: SpecSource, override: Any, *, file: str) -> SpecSour
             )
     if issues:
         raise MappingError(issues)
+    if not isinstance(override.get("objects") or {}, dict):
+        raise MappingError(
+            [
+                Issue(
+                    "objects must be a map of object -> {when: ...}",
+                    file=file,
+                    line=line_of("objects"),
+                    key="objects",
+                )
+            ]
+        )
+    region_from = override.get("region_from", source.region_from)
+    if region_from is not None and not isinstance(region_from, str):
+        raise MappingError(
+            [
+                Issue(
+                    "region_from takes a source path",
+                    file=file,
+                    line=line_of("region_from"),
+                    key="region_from",
+                )
+            ]
+        )
     directives = {d.target: d for d in source.directives}
     fields = override.get("fields") or {}
     if not isinstance(fields, dict):

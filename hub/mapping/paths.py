@@ -92,6 +92,8 @@ def compile_path(path: str) -> Getter:
     `[*]` fans out: the rest of the path is applied to each element and the non-empty
     results are returned as a list.
     """
+    if not isinstance(path, str):
+        raise PathSyntaxError(f"a path is text, not {type(path).__name__}")
     text = path.strip()
     if not text:
         raise PathSyntaxError("empty path")

@@ -47,7 +47,7 @@ class Transform:
 
 
 REGISTRY: dict[str, Transform] = {}
-_CAUGHT = (ValueError, TypeError, ArithmeticError, KeyError, AttributeError, re.error)
+_CAUGHT = (ValueError, TypeError, ArithmeticError, KeyError, AttributeError, OSError, re.error)
 
 
 def register(

@@ -19,7 +19,7 @@ import pytest
 from pydantic import ValidationError
 
 from connectors.calendly import CalendlyConnector, CalendlySettings
-from hub import Bundle, PayloadError, RawRequest, SignatureError, event_slug
+from hub import Bundle, MappingError, PayloadError, RawRequest, SignatureError, event_slug
 from hub.mapping import MappingSet
 from hub.testing import ConnectorConformance
 
@@ -471,14 +471,99 @@ def test_created_company_name_question_variant() -> None:
     assert activity.metadata["location"] == "https://meet.google.com/abc-defg-hij"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mapping language gap: cannot prefer first_name/last_name and fall back to "
-    "splitting name; Calendly's '<first> <last>' CJK name is read family-name first",
-)
 def test_created_cjk_separate_name_fields_keep_their_order() -> None:
+    # name is "健 佐藤" (Calendly's "<first> <last>"): split, it would read family name
+    # first and swap them. The separate fields win, as entered.
     (contact,) = bundle("invitee.created", "japanese_separate_name_fields").contacts
     assert (contact.first_name, contact.last_name) == ("健", "佐藤")
+
+
+def test_canceled_cjk_separate_name_fields_keep_their_order() -> None:
+    data = fixture("invitee.canceled", "host_canceled_japanese_jpy")
+    data["payload"].update(name="花子 田中", first_name="花子", last_name="田中")
+    (contact,) = bundle("invitee.canceled", "", data=data).contacts
+    assert (contact.first_name, contact.last_name) == ("花子", "田中")
+
+
+def test_separate_name_fields_are_kept_whole_and_trimmed() -> None:
+    data = fixture("invitee.created", "rescheduled_eur_minimal")
+    data["payload"].update(name="Mary Ann García López", first_name=" Mary Ann ", last_name="García López")
+    (contact,) = bundle("invitee.created", "", data=data).contacts
+    # Splitting `name` would give ("Mary Ann García", "López").
+    assert (contact.first_name, contact.last_name) == ("Mary Ann", "García López")
+
+
+def test_one_separate_name_field_does_not_mix_with_a_split_name() -> None:
+    # Only first_name: `name` is not split for a last name ("Ann" would be wrong).
+    data = fixture("invitee.created", "rescheduled_eur_minimal")
+    data["payload"].update(name="Mary Ann", first_name="Mary Ann", last_name=None)
+    (contact,) = bundle("invitee.created", "", data=data).contacts
+    assert (contact.first_name, contact.last_name) == ("Mary Ann", None)
+    # Only last_name (a mononym asked as a family name): not duplicated into first_name.
+    data["payload"].update(name="Sukarno", first_name="", last_name="Sukarno")
+    (contact,) = bundle("invitee.created", "", data=data).contacts
+    assert (contact.first_name, contact.last_name) == (None, "Sukarno")
+
+
+def test_blank_separate_name_fields_fall_back_to_splitting_name() -> None:
+    data = fixture("invitee.created", "full_name_only_utm")
+    data["payload"].update(first_name="  ", last_name="")
+    (contact,) = bundle("invitee.created", "", data=data).contacts
+    assert (contact.first_name, contact.last_name) == ("Dana", "O'Brien-Walsh")
+
+
+def _phone_answer(data: dict[str, Any], question: str, answer: str) -> None:
+    data["payload"]["questions_and_answers"] = [
+        q for q in data["payload"]["questions_and_answers"] if not q["question"].startswith("Phone")
+    ] + [{"question": question, "answer": answer, "position": 9}]
+
+
+@pytest.mark.parametrize("event_type", ["invitee.created", "invitee.canceled"])
+def test_free_text_phone_answer_that_is_not_a_number_leaves_the_phone_empty(event_type: str) -> None:
+    case = "japanese_paid_jpy" if event_type == "invitee.created" else "host_canceled_japanese_jpy"
+    data = fixture(event_type, case)
+    _phone_answer(data, "Phone", "会社の代表番号にお願いします")
+    result = bundle(event_type, "", data=data)
+    (contact,) = result.contacts
+    assert contact.phone is None
+    assert (contact.email, contact.first_name, contact.last_name) == (
+        "hanako.tanaka@example.co.jp", "花子", "田中",
+    )
+    assert len(result.deals) == 1 and len(result.activities) == 1  # the event still maps
+
+
+def test_junk_phone_answer_falls_through_to_the_next_phone_question() -> None:
+    data = fixture("invitee.created", "japanese_paid_jpy")
+    _phone_answer(data, "Phone", "n/a")
+    data["payload"]["questions_and_answers"].append(
+        {"question": "Phone number", "answer": "+81 90-1234-5678", "position": 10}
+    )
+    (contact,) = bundle("invitee.created", "", data=data).contacts
+    assert contact.phone == "+819012345678"
+
+
+def test_text_reminder_number_wins_over_a_junk_phone_answer() -> None:
+    data = fixture("invitee.created", "full_name_only_utm")
+    data["payload"]["questions_and_answers"].append(
+        {"question": "Phone", "answer": "ask my assistant", "position": 5}
+    )
+    (contact,) = bundle("invitee.created", "", data=data).contacts
+    assert contact.phone == "+14155550132"
+
+
+def test_blank_text_reminder_number_falls_back_to_the_phone_answer() -> None:
+    data = fixture("invitee.created", "japanese_paid_jpy")
+    data["payload"]["text_reminder_number"] = "  "
+    (contact,) = bundle("invitee.created", "", data=data).contacts
+    assert contact.phone == "+819012345678"
+
+
+def test_national_text_reminder_number_without_a_region_still_fails_the_event() -> None:
+    # text_reminder_number is Calendly's own field, not free text: it is not skipped.
+    data = fixture("invitee.created", "full_name_only_utm")
+    data["payload"]["text_reminder_number"] = "(415) 555-0132"
+    with pytest.raises(MappingError, match=r"contact\.phone"):
+        bundle("invitee.created", "", data=data)
 
 
 def test_payment_not_successful_leaves_the_deal_open() -> None:

@@ -741,6 +741,67 @@ def test_multi_word_first_and_last_names(mappings: MappingSet) -> None:
     assert contact.address.country == "US"
 
 
+def map_lead(mappings: MappingSet, data: dict[str, Any]) -> Bundle:
+    mapper = mappings.get("leadgen")
+    assert mapper is not None
+    event = SourceEvent(type="leadgen", id=data["id"], occurred_at=AT, data=data)
+    return mapper.map(event, connector=FacebookLeadAdsConnector.name)
+
+
+def set_answer(data: dict[str, Any], name: str, value: str | None) -> None:
+    """Replace (or with None remove) the answer to question `name`."""
+    fields = [f for f in data["field_data"] if f["name"] != name]
+    if value is not None:
+        fields.insert(0, {"name": name, "values": [value]})
+    data["field_data"] = fields
+
+
+def test_cjk_separate_first_and_last_name_fields_are_not_swapped(mappings: MappingSet) -> None:
+    data = lead("jp_instagram_full_name")
+    set_answer(data, "full_name", None)
+    set_answer(data, "first_name", "由紀")
+    set_answer(data, "last_name", "佐藤")
+    (contact,) = map_lead(mappings, data).contacts
+    assert (contact.first_name, contact.last_name) == ("由紀", "佐藤")
+
+
+@pytest.mark.parametrize(
+    ("first", "last"),
+    [
+        pytest.param("Siobhán", "Ó", id="one-letter-surname"),
+        pytest.param("Ana", "García López", id="two-word-surname-without-particles"),
+        pytest.param("Budi", "Santoso", id="one-word-surname"),
+    ],
+)
+def test_separate_surnames_are_kept_as_typed(mappings: MappingSet, first: str, last: str) -> None:
+    data = lead("gb_first_last_custom_questions")
+    set_answer(data, "first_name", first)
+    set_answer(data, "last_name", f"  {last} ")
+    (contact,) = map_lead(mappings, data).contacts
+    assert (contact.first_name, contact.last_name) == (first, last)
+
+
+def test_full_name_is_split_into_both_parts(mappings: MappingSet) -> None:
+    data = lead("id_organic_mononym")
+    set_answer(data, "full_name", "Ludwig van Beethoven")
+    (contact,) = map_lead(mappings, data).contacts
+    assert (contact.first_name, contact.last_name) == ("Ludwig", "van Beethoven")
+    set_answer(data, "full_name", "山田 太郎")  # CJK with a space: family name first
+    (contact,) = map_lead(mappings, data).contacts
+    assert (contact.first_name, contact.last_name) == ("太郎", "山田")
+
+
+def test_separate_fields_win_over_a_full_name(mappings: MappingSet) -> None:
+    # A form asking both kinds: the two parts come from the separate answers only.
+    data = lead("us_first_last_national_phone")
+    set_answer(data, "full_name", "Maryann Vanderberg")
+    (contact,) = map_lead(mappings, data).contacts
+    assert (contact.first_name, contact.last_name) == ("Mary Ann", "van der Berg")
+    set_answer(data, "last_name", None)  # first_name alone: no surname from the split
+    (contact,) = map_lead(mappings, data).contacts
+    assert (contact.first_name, contact.last_name) == ("Mary Ann", None)
+
+
 def test_national_phone_without_a_country_uses_the_configured_default_region() -> None:
     data = lead("us_first_last_national_phone")
     data["field_data"] = [f for f in data["field_data"] if f["name"] != "country"]

@@ -24,7 +24,6 @@ import pytest
 from connectors.quickbooks import QuickBooksConnector, QuickBooksSettings
 from hub import (
     AuthDeliveryError,
-    MappingError,
     PayloadError,
     PermanentDeliveryError,
     RawRequest,
@@ -587,9 +586,89 @@ def test_national_phone_without_country_needs_the_default_region() -> None:
     directory = QuickBooksConnector.mapping_dir()
     with_region = mapping.MappingSet.load(directory, default_region="US").get("Customer")
     assert with_region.map(event, connector="quickbooks").contacts[0].phone == "+14155550142"
+    # FreeFormNumber is free text (on_error: skip): without a region the national number
+    # cannot be read, so the phone is left empty and the customer still maps.
     without = mapping.MappingSet.load(directory).get("Customer")
-    with pytest.raises(MappingError, match=r"contact\.phone"):
-        without.map(event, connector="quickbooks")
+    (contact,) = without.map(event, connector="quickbooks").contacts
+    assert contact.phone is None
+    assert (contact.first_name, contact.last_name) == ("Marisol", "de la Cruz")
+
+
+def customer_event(name: str, **changes: Any) -> SourceEvent:
+    data = fixture(name)
+    data["Customer"].update(changes)
+    return SourceEvent(type="Customer", id="evt-1", occurred_at=NOW, data=data)
+
+
+def map_customer(mappings: Any, name: str, **changes: Any) -> Any:
+    return mappings.get("Customer").map(customer_event(name, **changes), connector="quickbooks")
+
+
+@pytest.mark.parametrize("junk", ["n/a", "ask reception", "ext. 12", "  "])
+def test_free_form_phone_that_is_not_a_number_falls_back_to_the_mobile(mappings: Any, junk: str) -> None:
+    result = map_customer(
+        mappings, "Customer/japanese_individual.json", PrimaryPhone={"FreeFormNumber": junk}
+    )
+    (contact,), (company,) = result.contacts, result.companies
+    assert contact.phone == "+819012345678"  # the Mobile, "090-1234-5678" with "Japan"
+    assert company.phone is None  # the company has only the primary phone
+    assert (contact.first_name, contact.last_name) == ("花子", "山田")
+
+
+def test_customer_with_no_readable_phone_still_maps(mappings: Any) -> None:
+    result = map_customer(
+        mappings,
+        "Customer/german_business.json",
+        PrimaryPhone={"FreeFormNumber": "bitte per E-Mail"},
+        Mobile={"FreeFormNumber": "0"},
+    )
+    (contact,), (company,) = result.contacts, result.companies
+    assert contact.phone is None and company.phone is None
+    assert company.name == "Brauhaus Müller GmbH"
+    assert contact.external_ids == {"quickbooks": "60"}
+
+
+def test_given_and_family_names_are_kept_as_entered(mappings: Any) -> None:
+    (contact,) = map_customer(
+        mappings,
+        "Customer/us_no_country.json",
+        GivenName=" Mary Ann ",
+        FamilyName="García López",
+        DisplayName="Mary Ann García López",
+    ).contacts
+    # Splitting (the DisplayName or the GivenName) would lose a word.
+    assert (contact.first_name, contact.last_name) == ("Mary Ann", "García López")
+
+
+def test_a_persons_display_name_is_split_into_both_parts(mappings: Any) -> None:
+    (contact,) = map_customer(
+        mappings, "Customer/us_no_country.json", GivenName=None, FamilyName=None,
+        DisplayName="Ludwig van Beethoven",
+    ).contacts
+    assert (contact.first_name, contact.last_name) == ("Ludwig", "van Beethoven")
+    (contact,) = map_customer(
+        mappings, "Customer/us_no_country.json", GivenName="", FamilyName="",
+        DisplayName="Cruz, Marisol de la",
+    ).contacts
+    assert (contact.first_name, contact.last_name) == ("Marisol de la", "Cruz")
+
+
+def test_a_companys_display_name_is_not_split(mappings: Any) -> None:
+    (contact,) = map_customer(
+        mappings, "Customer/german_business.json", DisplayName="Müller Brauhaus"
+    ).contacts
+    assert (contact.first_name, contact.last_name) == (None, None)
+
+
+def test_display_name_is_not_mixed_with_one_structured_name(mappings: Any) -> None:
+    (contact,) = map_customer(
+        mappings, "Customer/us_no_country.json", GivenName=None, DisplayName="Marisol de la Cruz"
+    ).contacts
+    assert (contact.first_name, contact.last_name) == (None, "de la Cruz")
+    (contact,) = map_customer(
+        mappings, "Customer/us_no_country.json", FamilyName=None, DisplayName="Marisol de la Cruz"
+    ).contacts
+    assert (contact.first_name, contact.last_name) == ("Marisol", None)
 
 
 def test_invoice_open_jpy(mappings: Any) -> None:

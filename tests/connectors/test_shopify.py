@@ -20,6 +20,7 @@ from hub import (
     Bundle,
     DealStatus,
     LifecycleStage,
+    MappingError,
     MarketingConsent,
     PayloadError,
     RawRequest,
@@ -438,6 +439,84 @@ def test_paid_order_is_a_won_deal_with_an_order_paid_activity(mappings: MappingS
     (activity,) = bundle.activities
     assert activity.kind == "order_paid"
     assert activity.occurred_at == datetime(2025, 7, 21, 16, 44, 9, tzinfo=UTC)
+
+
+def map_data(mappings: MappingSet, event_type: str, data: dict[str, Any]) -> Bundle:
+    """Map an edited fixture body directly."""
+    mapper = mappings.get(event_type)
+    assert mapper is not None
+    event = SourceEvent(type=event_type, id="evt-edited-1", occurred_at=AT, data=data)
+    return mapper.map(event, connector="shopify")
+
+
+def test_order_with_a_free_text_phone_that_is_not_a_number_still_maps(mappings: MappingSet) -> None:
+    bundle = mapped(mappings, "orders/create", "de_guest_phone_keine_angabe")
+    (contact,) = bundle.contacts
+    assert contact.phone is None  # billing "keine Angabe", shipping "-": no phone
+    assert contact.email == "lena.schmidt@example.de"
+    assert (contact.first_name, contact.last_name) == ("Lena", "Schmidt")
+    assert contact.address is not None and contact.address.country == "DE"
+    (deal,) = bundle.deals
+    assert (deal.amount, deal.currency, deal.status) == (Decimal("64.80"), "EUR", DealStatus.won)
+    assert [(i.sku, i.quantity) for i in deal.line_items] == [("BEAN-ESP-1KG", Decimal(2))]
+    (activity,) = bundle.activities
+    assert activity.subject == "Placed Shopify order #1188: 64.80 EUR"
+
+
+@pytest.mark.parametrize("event_type", ["orders/create", "orders/paid", "orders/updated"])
+def test_every_order_topic_skips_a_junk_address_phone(mappings: MappingSet, event_type: str) -> None:
+    data = load_fixture("orders/create", "de_guest_eur_no_customer")
+    data["billing_address"]["phone"] = "keine Angabe"
+    (contact,) = map_data(mappings, event_type, data).contacts
+    assert contact.phone is None
+    assert contact.email == "jonas.mueller@example.de"
+
+
+def test_junk_billing_phone_falls_back_to_the_shipping_phone(mappings: MappingSet) -> None:
+    data = load_fixture("orders/create", "de_guest_phone_keine_angabe")
+    data["shipping_address"]["phone"] = "0171 2345678"
+    (contact,) = map_data(mappings, "orders/create", data).contacts
+    assert contact.phone == "+491712345678"  # national, with the billing country DE
+
+
+def test_order_phone_wins_over_a_junk_address_phone(mappings: MappingSet) -> None:
+    data = load_fixture("orders/create", "de_guest_phone_keine_angabe")
+    data["phone"] = "+4915123456789"
+    (contact,) = map_data(mappings, "orders/create", data).contacts
+    assert contact.phone == "+4915123456789"
+
+
+def test_an_unreadable_order_phone_still_fails_the_event(mappings: MappingSet) -> None:
+    # The order's own `phone` is checked by Shopify: a bad one is a real error, not skipped.
+    data = load_fixture("orders/create", "de_guest_eur_no_customer")
+    data["phone"] = "keine Angabe"
+    with pytest.raises(MappingError, match=r"contact\.phone"):
+        map_data(mappings, "orders/create", data)
+
+
+@pytest.mark.parametrize("event_type", ["customers/create", "customers/update"])
+def test_customer_with_a_junk_default_address_phone_still_maps(
+    mappings: MappingSet, event_type: str
+) -> None:
+    data = load_fixture("customers/create", "jp_yamada_national_phone")
+    data["default_address"]["phone"] = "携帯のみ"
+    (contact,) = map_data(mappings, event_type, data).contacts
+    assert contact.phone is None
+    assert (contact.first_name, contact.last_name) == ("花子", "山田")
+    data["phone"] = "  "  # a blank customer phone is no phone, not an error
+    (contact,) = map_data(mappings, event_type, data).contacts
+    assert contact.phone is None
+
+
+def test_mononym_in_last_name_only_becomes_the_first_name_on_every_topic(mappings: MappingSet) -> None:
+    order = load_fixture("orders/create", "id_suryani_idr_mononym")
+    for event_type in ("orders/create", "orders/paid", "orders/updated"):
+        (contact,) = map_data(mappings, event_type, order).contacts
+        assert (contact.first_name, contact.last_name) == ("Suryani", None), event_type
+    customer = load_fixture("customers/create", "id_wulandari_mononym")
+    for event_type in ("customers/create", "customers/update"):
+        (contact,) = map_data(mappings, event_type, customer).contacts
+        assert (contact.first_name, contact.last_name) == ("Wulandari", None), event_type
 
 
 def test_japanese_customer_with_national_phone(mappings: MappingSet) -> None:

@@ -378,7 +378,8 @@ def test_map_falls_back_to_answer_types_for_other_refs(mappings: MappingSet) -> 
     contact = only_contact(bundle)
     assert contact.email == "maryann.oneill@example.ie"  # first Email answer, uuid ref
     assert contact.phone == "+353851234567"  # first Phone number answer, uuid ref
-    assert contact.first_name == "Mary Ann"  # `name` answer, split
+    # The `name` answer, split into both parts (no first_name / last_name questions).
+    assert (contact.first_name, contact.last_name) == ("Mary Ann", "O'Neill")
     assert contact.marketing_consent is MarketingConsent.unknown
     assert contact.lead_source is None
     assert bundle.deals == () and bundle.companies == ()
@@ -397,8 +398,61 @@ def test_map_keeps_a_surname_with_particles_whole(mappings: MappingSet) -> None:
     answers[1]["text"] = "van der Berg"
     contact = only_contact(mapped(mappings, data))
     assert contact.last_name == "van der Berg"
-    # first_name is "Mary": split_name runs on every coalesce path, including the
-    # first_name answer (a gap in the mapping language, reported to the lead).
+    assert contact.first_name == "Mary Ann"  # a multi-word first name is kept whole
+
+
+def test_map_keeps_separate_answers_as_typed(mappings: MappingSet) -> None:
+    data = fixture("de_eur_payment_consent_declined")
+    answers = data["form_response"]["answers"]
+    answers[0]["text"] = "  Dr. Mary Ann "  # no split: no honorific dropped, no word lost
+    answers[1]["text"] = "García López, Jr."  # a comma no longer cuts the surname
+    contact = only_contact(mapped(mappings, data))
+    assert (contact.first_name, contact.last_name) == ("Dr. Mary Ann", "García López, Jr.")
+
+
+def test_map_japanese_separate_answers_keep_their_order(mappings: MappingSet) -> None:
+    contact = only_contact(mapped(mappings, fixture("jp_first_last_national_phone_jpy")))
+    assert (contact.first_name, contact.last_name) == ("博", "田中")
+
+
+@pytest.mark.parametrize("ref", ["name", "full_name"])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("Ludwig van Beethoven", ("Ludwig", "van Beethoven"), id="particles"),
+        pytest.param("  Sukarni ", ("Sukarni", None), id="mononym"),
+        pytest.param("山田 太郎", ("太郎", "山田"), id="cjk-family-first"),
+        pytest.param("O'Neill, Mary Ann", ("Mary Ann", "O'Neill"), id="last-comma-first"),
+    ],
+)
+def test_map_splits_a_single_full_name_answer(
+    mappings: MappingSet, ref: str, text: str, expected: tuple[str, str | None]
+) -> None:
+    data = fixture("other_refs_name_only_fallback_by_type")
+    data["form_response"]["answers"][0]["field"]["ref"] = ref
+    data["form_response"]["answers"][0]["text"] = text
+    contact = only_contact(mapped(mappings, data))
+    assert (contact.first_name, contact.last_name) == expected
+
+
+def test_map_a_full_name_answer_is_not_mixed_with_separate_answers(mappings: MappingSet) -> None:
+    # A form with both kinds: the separate answers win, and a missing last_name answer is
+    # not taken from the split full name.
+    data = fixture("other_refs_name_only_fallback_by_type")
+    answers = data["form_response"]["answers"]
+    answers.append(
+        {
+            "type": "text",
+            "text": "Mary Ann",
+            "field": {"id": "fnX", "type": "short_text", "ref": "first_name"},
+        }
+    )
+    contact = only_contact(mapped(mappings, data))
+    assert (contact.first_name, contact.last_name) == ("Mary Ann", None)
+    # A blank first_name answer counts as not given: the full name is split.
+    answers[-1]["text"] = "   "
+    contact = only_contact(mapped(mappings, data))
+    assert (contact.first_name, contact.last_name) == ("Mary Ann", "O'Neill")
 
 
 def test_map_consent_by_choice_ref_yes(mappings: MappingSet) -> None:
