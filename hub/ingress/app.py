@@ -1,8 +1,8 @@
-"""The ingress ASGI app: `POST /hooks/<connector id>`, health, readiness and metrics.
+"""The ingress ASGI app: `/hooks/<connector id>` (hub.ingress.hooks), health, readiness,
+metrics and the admin API.
 
 A webhook is answered 200 only after its events are stored in Redis and queued (one
-round trip). Every rejection is a precise status with `{"error", "detail"}`; nothing is
-stored for a rejected request, and the detail never holds a secret or a stack trace.
+round trip); see `hub.ingress.hooks` for the rejections.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub.connector.base import RawRequest, WebhookConnector
-from hub.errors import PayloadError, SignatureError
+from hub.connector.base import WebhookConnector
+from hub.ingress.hooks import HookHandler
 from hub.runtime import keys
-from hub.runtime.intake import Backpressure, Intake
+from hub.runtime.intake import Intake
 from hub.runtime.metrics import RedisMetricsCollector
 from hub.settings import HubConfig
 
@@ -35,24 +35,7 @@ def _error(status: int, error: str, detail: str, headers: dict[str, str] | None 
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def create_app(config: HubConfig, redis_url: str) -> FastAPI:
+def create_app(config: HubConfig, redis_url: str) -> Ingress:
     """Build the ingress for a validated config and a Redis URL."""
     connectors: dict[str, WebhookConnector[Any]] = {}
     for instance_id, instance in config.connectors.items():
@@ -91,91 +74,6 @@ def create_app(config: HubConfig, redis_url: str) -> FastAPI:
         names = {404: "not_found", 405: "method_not_allowed"}
         return _error(exc.status_code, names.get(exc.status_code, "http_error"), str(exc.detail))
 
-    @app.api_route("/hooks/{connector_id}", methods=["GET", "POST", "PUT"], include_in_schema=False)
-    async def receive(connector_id: str, request: Request) -> Response:
-        connector = connectors.get(connector_id)
-        if connector is None:
-            return await reject(
-                "unknown_connector",
-                404,
-                "unknown_connector",
-                f"no connector instance {connector_id!r} is configured",
-            )
-        try:
-            body = await _read_body(request, limit)
-        except _BodyTooLarge:
-            return await reject(
-                "too_large",
-                413,
-                "payload_too_large",
-                f"body exceeds the {limit} byte limit (hub.max_body_bytes)",
-            )
-        raw = RawRequest(
-            method=request.method,
-            body=body,
-            headers=dict(request.headers),
-            query=dict(request.query_params),
-            path=request.url.path,
-        )
-        try:
-            handshake = connector.handshake(raw)
-            if handshake is not None:
-                return Response(
-                    handshake.body, status_code=handshake.status, media_type=handshake.content_type
-                )
-            if request.method == "GET":
-                return _error(405, "method_not_allowed", "this endpoint takes POST (GET only for handshakes)")
-            connector.verify(raw)
-        except SignatureError as exc:
-            return await reject("signature", 401, "invalid_signature", str(exc))
-        except Exception as exc:
-            log.warning("connector %s failed to verify a request: %s", connector_id, type(exc).__name__)
-            return await reject("signature", 401, "invalid_signature", "the request could not be verified")
-        try:
-            events = connector.parse(raw)
-        except PayloadError as exc:
-            status = exc.status if exc.status in (400, 415) else 400
-            return await reject("unparseable", status, "unparseable_body", str(exc))
-        except Exception as exc:
-            log.warning(
-                "connector %s failed to parse a verified request: %s", connector_id, type(exc).__name__
-            )
-            return await reject(
-                "unparseable",
-                400,
-                "unparseable_body",
-                "the body is authentic but its structure is not what the connector expects",
-            )
-        if not events:
-            return JSONResponse({"status": "accepted", "events": []})
-        try:
-            stored = await state["intake"].store(connector_id, connector.name, raw, events)
-        except Backpressure as exc:
-            await reject("backpressure", 503, "unavailable", str(exc))
-            return _error(503, "unavailable", f"{exc}; retry later", headers={"Retry-After": "30"})
-        except (redis.RedisError, OSError):
-            # Never acknowledge what could not be stored: the sender retries.
-            return _error(
-                503,
-                "unavailable",
-                "the event store is unreachable; retry later",
-                headers={"Retry-After": "5"},
-            )
-        duplicates = sum(1 for s in stored if s.duplicate)
-        if duplicates:
-            try:
-                await state["client"].hincrby(keys.counters(), "duplicates", duplicates)
-            except redis.RedisError:
-                pass
-        return JSONResponse(
-            {
-                "status": "accepted",
-                "events": [
-                    {"id": s.event_id, "source_id": s.source_id, "duplicate": s.duplicate} for s in stored
-                ],
-            }
-        )
-
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -203,4 +101,22 @@ def create_app(config: HubConfig, redis_url: str) -> FastAPI:
             ),
             prefix="/admin",
         )
-    return app
+    return Ingress(app, HookHandler(connectors, limit=limit, state=state))
+
+
+class Ingress:
+    """The ASGI app: `/hooks/*` straight to the hook handler (the hot path), everything else
+    (health, readiness, metrics, admin API, OpenAPI, lifespan) to the FastAPI app."""
+
+    def __init__(self, api: FastAPI, hooks: HookHandler) -> None:
+        self.api = api
+        self.hooks = hooks
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/hooks/"):
+            await self.hooks(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        return self.api.openapi()

@@ -5,14 +5,12 @@ Each uvicorn worker process loads the config named by `CRMHUB_CONFIG` and uses `
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-
 from hub.errors import ConfigError
-from hub.ingress.app import create_app
+from hub.ingress.app import Ingress, create_app
 from hub.settings import config_path_from_env, load_config, redis_url
 
 
-def build() -> FastAPI:
+def build() -> Ingress:
     url = redis_url()
     if url is None:
         raise ConfigError("REDIS_URL is not set: multi-process serving needs a shared Redis")

@@ -55,7 +55,7 @@ def build_app(config, url: str, redis_client):
     Redis client (the ingress itself is built without the token so it mounts no router)."""
     hub = config.hub.model_copy(update={"admin_token_sha256": None})
     app = create_app(dataclasses.replace(config, hub=hub), url)
-    app.include_router(
+    app.api.include_router(
         admin_router(lambda: redis_client, config.hub.admin_token_sha256, config.destinations),
         prefix="/admin",
     )
