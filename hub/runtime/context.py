@@ -40,6 +40,8 @@ class Runtime:
         self._connectors: dict[str, Connector[Any]] = {}
         self._lock = threading.Lock()
         self._writers: dict[str, DestinationWriter] = {}
+        #: Lua scripts registered once per process (register_script is not free).
+        self.scripts: dict[str, Any] = {}
         #: Builds the innermost HTTP transport (tests may swap it for a fake CRM).
         self.transport_factory: Callable[[], httpx.BaseTransport] = lambda: httpx.HTTPTransport(retries=0)
 

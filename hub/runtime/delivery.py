@@ -77,15 +77,45 @@ def deliver(runtime: Runtime, payload_text: str, attempt: int) -> None:
         _delivered(runtime, payload, ids)
 
 
+# Record one successful delivery in one round trip: the result, one fewer pending delivery,
+# `delivered` once none is pending (unless another flow dead-lettered it), the counters and
+# the latency bucket. KEYS: event, status index prefix, counters, latency.
+# ARGV: result field, result JSON, now ms, latency bucket field, latency seconds.
+_DELIVERED = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local remaining = redis.call('HINCRBY', KEYS[1], 'pending', -1)
+local status = redis.call('HGET', KEYS[1], 'status')
+if remaining <= 0 and status and status ~= 'dead' and status ~= 'delivered' then
+  redis.call('HSET', KEYS[1], 'status', 'delivered', 'updated_at', ARGV[3], 'error', '')
+  redis.call('ZREM', KEYS[2] .. status, ARGV[6])
+  redis.call('ZADD', KEYS[2] .. 'delivered', ARGV[3], ARGV[6])
+end
+redis.call('HINCRBY', KEYS[3], 'delivered', 1)
+redis.call('HINCRBY', KEYS[4], ARGV[4], 1)
+redis.call('HINCRBYFLOAT', KEYS[4], 'sum', ARGV[5])
+redis.call('HINCRBY', KEYS[4], 'count', 1)
+return remaining
+"""
+
+
 def _delivered(runtime: Runtime, payload: Mapping[str, Any], ids: Mapping[str, Any]) -> None:
     event_id = payload["event_id"]
-    runtime.log.record_result(event_id, payload["destination"], {"ok": True, "ids": ids})
-    remaining = runtime.log.add_pending(event_id, -1)
-    record = runtime.log.get(event_id, with_body=False)
-    if remaining <= 0 and record is not None and record.status != "dead":
-        runtime.log.set_status(event_id, "delivered", error="")
-    metrics.incr(runtime.client, "delivered")
-    metrics.observe_latency(runtime.client, max(0.0, (now_ms() - int(payload["received_at"])) / 1000))
+    now = now_ms()
+    seconds = max(0.0, (now - int(payload["received_at"])) / 1000)
+    script = runtime.scripts.get("delivered")
+    if script is None:
+        script = runtime.scripts["delivered"] = runtime.client.register_script(_DELIVERED)
+    script(
+        keys=[keys.event(event_id), keys.events_by_status(""), keys.counters(), keys.latency()],
+        args=[
+            f"result:{payload['destination']}",
+            json.dumps({"ok": True, "ids": ids}, default=str),
+            now,
+            metrics.latency_bucket(seconds),
+            seconds,
+            event_id,
+        ],
+    )
 
 
 def _requeue(

@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from hub.runtime import keys
 from hub.runtime.eventlog import STATUSES
 
-__all__ = ["LATENCY_BUCKETS", "RedisMetricsCollector", "incr", "observe_latency"]
+__all__ = ["LATENCY_BUCKETS", "RedisMetricsCollector", "incr", "latency_bucket", "observe_latency"]
 
 #: End-to-end latency buckets, seconds (webhook received -> written to the destination).
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
@@ -35,11 +35,16 @@ def incr(client: redis.Redis | Any, name: str, amount: int = 1) -> None:
     client.hincrby(keys.counters(), name, amount)
 
 
+def latency_bucket(seconds: float) -> str:
+    """The histogram field a latency falls in (`le:<bound>` or `le:+Inf`)."""
+    bucket = next((b for b in LATENCY_BUCKETS if seconds <= b), None)
+    return f"le:{bucket if bucket is not None else '+Inf'}"
+
+
 def observe_latency(client: redis.Redis | Any, seconds: float) -> None:
     """Record one end-to-end latency in the histogram."""
-    bucket = next((b for b in LATENCY_BUCKETS if seconds <= b), None)
     pipe: Any = client.pipeline(transaction=False)
-    pipe.hincrby(keys.latency(), f"le:{bucket if bucket is not None else '+Inf'}", 1)
+    pipe.hincrby(keys.latency(), latency_bucket(seconds), 1)
     pipe.hincrbyfloat(keys.latency(), "sum", seconds)
     pipe.hincrby(keys.latency(), "count", 1)
     pipe.execute()
