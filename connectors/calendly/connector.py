@@ -141,4 +141,7 @@ def _parse_time(value: Any) -> datetime | None:
     if parsed.tzinfo is None:
         # Calendly documents its times as UTC; a bare timestamp is read as UTC.
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None

@@ -182,4 +182,7 @@ def _timestamp(value: str, where: str) -> datetime:
         raise PayloadError(f"{where} has an unreadable timestamp {value!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise PayloadError(f"{where} has an out-of-range timestamp {value[:40]!r}") from None

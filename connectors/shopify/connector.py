@@ -214,7 +214,7 @@ def _parse_time(value: Any) -> datetime | None:
         return None
     try:
         return _as_utc(datetime.fromisoformat(value.strip()))
-    except ValueError:
+    except (ValueError, OverflowError):  # unreadable, or out of range once in UTC
         return None
 
 

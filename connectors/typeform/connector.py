@@ -168,7 +168,10 @@ def _occurred_at(response: Mapping[str, Any], received_at: datetime) -> datetime
             raise PayloadError(f"form_response.{key} is not an ISO 8601 time: {value!r}") from None
         if parsed.tzinfo is None:  # Typeform sends UTC with `Z`; a bare time is taken as UTC.
             return parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise PayloadError(f"form_response.{key} is out of range: {value[:40]!r}") from None
     if received_at.tzinfo is None:
         return received_at.replace(tzinfo=UTC)
     return received_at.astimezone(UTC)

@@ -79,6 +79,10 @@ class RawRequest:
             return json.loads(self.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise PayloadError(f"body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise PayloadError("body is nested too deeply") from None
+        except ValueError as exc:  # e.g. an integer over Python's digit limit
+            raise PayloadError(f"body is not usable JSON: {exc}") from None
 
 
 @dataclass(frozen=True)
