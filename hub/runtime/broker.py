@@ -18,7 +18,7 @@ from typing import Any
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, ShutdownNotifications, TimeLimit
+from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, ShutdownNotifications
 
 __all__ = [
     "HEARTBEAT_TIMEOUT_MS",
@@ -32,8 +32,6 @@ __all__ = [
 HEARTBEAT_TIMEOUT_MS = 15_000
 #: Seconds between maintenance runs (requeue of dead workers' messages) per process.
 MAINTENANCE_INTERVAL = 0.5
-#: Longest a single actor call may run before dramatiq interrupts it.
-TIME_LIMIT_MS = 120_000
 
 
 class TimedMaintenanceRedisBroker(RedisBroker):
@@ -59,13 +57,10 @@ class TimedMaintenanceRedisBroker(RedisBroker):
 def make_broker(url: str) -> TimedMaintenanceRedisBroker:
     """A broker on `url` (`redis://…` or `unix://…`) with the hub's middleware, set as global."""
     client = redis.Redis.from_url(url)
-    middleware = [
-        AgeLimit(),
-        TimeLimit(time_limit=TIME_LIMIT_MS),
-        ShutdownNotifications(),
-        Callbacks(),
-        Pipelines(),
-    ]
+    # No TimeLimit: it interrupts an actor at any point, and a message whose actor raised is
+    # acked, i.e. lost. Every wait in an actor is bounded by its own timeout instead (HTTP
+    # timeouts, the rate governor's max wait, the identity lock's wait).
+    middleware = [AgeLimit(), ShutdownNotifications(), Callbacks(), Pipelines()]
     broker = TimedMaintenanceRedisBroker(
         client=client,
         heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
@@ -28,18 +30,42 @@ __all__ = ["declare_actors", "run_worker"]
 log = logging.getLogger(__name__)
 
 
+#: Longest wait between two tries while the Redis-compatible server is unreachable.
+REDIS_WAIT_CAP = 5.0
+
+
+def until_redis_answers(fn: Callable[[], None]) -> None:
+    """Run `fn`; while the server is unreachable, wait and run it again.
+
+    dramatiq acks a message whose actor raised (the hub runs without its Retries
+    middleware), so an actor must never raise: a delivery whose bookkeeping hits a dead
+    connection would be lost. The message stays un-acked in Redis while we wait; if this
+    worker dies meanwhile, maintenance gives it to another worker. Every actor is idempotent
+    (statuses, receipts, upserts), so running it again is safe.
+    """
+    delay = 0.25
+    while True:
+        try:
+            fn()
+            return
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError) as exc:
+            log.warning("Redis unreachable (%s); retrying in %.1f s", type(exc).__name__, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, REDIS_WAIT_CAP)
+
+
 def declare_actors(broker: Any, runtime: Runtime) -> tuple[set[str], set[str]]:
     """Register the actors on `broker`; returns (event and poll queues, delivery queues)."""
 
     def process_event_actor(event_id: str) -> None:
-        process_event(runtime, event_id)
+        until_redis_answers(lambda: process_event(runtime, event_id))
 
     dramatiq.actor(actor_name="process_event", queue_name=keys.EVENTS_QUEUE, broker=broker)(
         process_event_actor
     )
 
     def poll_connector_actor(instance_id: str) -> None:
-        poll_connector(runtime, instance_id)
+        until_redis_answers(lambda: poll_connector(runtime, instance_id))
 
     dramatiq.actor(actor_name="poll_connector", queue_name=keys.POLLS_QUEUE, broker=broker)(
         poll_connector_actor
@@ -49,7 +75,7 @@ def declare_actors(broker: Any, runtime: Runtime) -> tuple[set[str], set[str]]:
         queue = keys.delivery_queue(destination_id)
 
         def deliver_actor(payload: str, attempt: int = 0) -> None:
-            deliver(runtime, payload, attempt)
+            until_redis_answers(lambda: deliver(runtime, payload, attempt))
 
         dramatiq.actor(actor_name=queue, queue_name=queue, broker=broker)(deliver_actor)
         delivery_queues.add(queue)
