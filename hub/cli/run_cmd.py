@@ -66,12 +66,16 @@ def worker(
     from hub.runtime.worker import run_worker
     from hub.settings import redis_url
 
+    # Take SIGTERM/SIGINT at once: a stop that arrives while we start up still drains cleanly.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     loaded = config_or_fail(config)
     url = redis_url()
     if url is None:
         fail("REDIS_URL is not set: export it (or use `crmhub run`, which starts an embedded server)")
     if processes == 1:
-        run_worker(loaded, url, threads=threads, delivery_threads=delivery_threads)
+        run_worker(loaded, url, threads=threads, delivery_threads=delivery_threads, stop=stop)
         return
     children = Children(config, url)
     for _ in range(processes):

@@ -26,7 +26,10 @@ from hub.runtime.intake import Intake
 from hub.runtime.metrics import RedisMetricsCollector
 from hub.settings import HubConfig
 
-__all__ = ["create_app"]
+__all__ = ["MAX_CONNECTIONS", "create_app"]
+
+#: Redis connections one ingress process may hold (one per request in flight).
+MAX_CONNECTIONS = 2000
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,10 @@ def create_app(config: HubConfig, redis_url: str) -> Ingress:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = aioredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+        # redis-py's default pool (100) would refuse the 101st concurrent webhook with a 503.
+        client = aioredis.Redis.from_url(
+            redis_url, socket_timeout=5, socket_connect_timeout=2, max_connections=MAX_CONNECTIONS
+        )
         sync_client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
         registry = CollectorRegistry()
         registry.register(RedisMetricsCollector(sync_client, queues))

@@ -56,7 +56,7 @@ class TimedMaintenanceRedisBroker(RedisBroker):
 
 def make_broker(url: str) -> TimedMaintenanceRedisBroker:
     """A broker on `url` (`redis://…` or `unix://…`) with the hub's middleware, set as global."""
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(url, max_connections=1000)
     # No TimeLimit: it interrupts an actor at any point, and a message whose actor raised is
     # acked, i.e. lost. Every wait in an actor is bounded by its own timeout instead (HTTP
     # timeouts, the rate governor's max wait, the identity lock's wait).

@@ -97,12 +97,14 @@ def run_worker(
     batch to fill or for the CRM's rate limit, and many waiting threads make full batches.
     """
     broker = make_broker(url)
-    client = redis.Redis.from_url(url)
+    # One connection per thread at most: the default pool (100) is smaller than the threads.
+    client = redis.Redis.from_url(url, max_connections=threads + delivery_threads + 64)
     runtime = Runtime(config, client)
     event_queues, delivery_queues = declare_actors(broker, runtime)
     pump = RetryPump(client)
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
+    if stop is None:
+        stop = threading.Event()
+    if threading.current_thread() is threading.main_thread() and not stop.is_set():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     workers = [dramatiq.Worker(broker, queues=event_queues, worker_threads=threads, worker_timeout=250)]
