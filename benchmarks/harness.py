@@ -433,6 +433,10 @@ class LoadResult:
         return pct(self.latencies_ms, q)
 
 
+#: A raw connection idle longer than this is reopened before use.
+IDLE_REOPEN_S = 2.0
+
+
 class RawConnection:
     """A minimal HTTP/1.1 keep-alive client connection on asyncio streams (TCP_NODELAY).
 
@@ -446,6 +450,7 @@ class RawConnection:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.last_used = 0.0
 
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
@@ -454,6 +459,8 @@ class RawConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     async def request(self, data: bytes) -> tuple[int, bytes]:
+        if self.writer is not None and time.monotonic() - self.last_used > IDLE_REOPEN_S:
+            await self.close()  # the server may have closed it (uvicorn's keep-alive timeout is 5 s)
         if self.writer is None:
             await self.open()
         assert self.reader is not None and self.writer is not None
@@ -468,6 +475,7 @@ class RawConnection:
             elif name.strip().lower() == b"connection" and value.strip().lower() == b"close":
                 self.writer = None  # reopen next time
         body = await self.reader.readexactly(length) if length else b""
+        self.last_used = time.monotonic()
         return status, body
 
     async def close(self) -> None:
@@ -678,7 +686,7 @@ def target(what: str, value: float, op: str, threshold: float, unit: str = "") -
         delta = (value - threshold) / threshold * 100
         if op == "<":
             delta = -delta
-        margin = f"{'met' if met else 'missed'} by {abs(delta):.0f}%"
+        margin = f"{'met' if met else 'missed'} by {abs(delta):.{0 if abs(delta) >= 1 else 1}f}%"
     else:
         margin = "met" if met else "missed"
     return {

@@ -76,7 +76,7 @@ def run(
     client: str = "raw",
     profile: bool = False,
     profile_seconds: float | None = None,
-    probe_concurrency: int = 150,
+    probe_concurrency: int = 150,  # over the 100 connections of redis-py 8's default pool
     probe_requests: int | None = None,
 ) -> dict[str, Any]:
     requests = requests or (1_000 if quick else 10_000)
@@ -213,8 +213,8 @@ def run(
             f"`serve --workers {workers[0]}`: {probe.ok:,} acknowledged, {refused:,} "
             f"({metrics['probe']['refused_pct']:.1f}%) refused"
             + (f" ({detail})" if detail else "")
-            + ". The ingress's redis.asyncio pool holds at most 100 connections (redis-py 8's default) "
-            "and raises MaxConnectionsError beyond that, which the ingress answers as 503."
+            + ". More concurrent requests than the ingress's Redis connection pool holds are refused "
+            "with 503 (it was 100, redis-py 8's default, before the ingress sized its pool)."
         )
     if profile_result is not None:
         result["profile"] = profile_result
