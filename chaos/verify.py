@@ -11,9 +11,9 @@ from typing import Any
 
 import redis
 
+from chaos.crm import IndexedFakeHubSpot
 from chaos.payloads import Webhook
 from chaos.senders import Ack
-from hub.destinations.hubspot.fake import FakeHubSpot
 from hub.runtime import keys
 from hub.runtime.admin import dead_letters
 from hub.runtime.eventlog import STATUSES
@@ -58,7 +58,9 @@ def _by(records: list[dict[str, Any]], prop: str, *, fold: bool = False) -> dict
     return index
 
 
-def check_crm(fake: FakeHubSpot, webhooks: list[Webhook], acks: dict[int, Ack], dead: set[str]) -> Outcome:
+def check_crm(
+    fake: IndexedFakeHubSpot, webhooks: list[Webhook], acks: dict[int, Ack], dead: set[str]
+) -> Outcome:
     """Count each acknowledged event's contact, deals and notes in the fake.
 
     An event in `dead` (dead-lettered) may have written part of its objects: only its
@@ -70,6 +72,7 @@ def check_crm(fake: FakeHubSpot, webhooks: list[Webhook], acks: dict[int, Ack], 
         "deals": _by(fake.deals, _KEY),
         "notes": _by(fake.notes, _KEY),
     }
+    links = fake.link_index()
     wanted: dict[str, set[str]] = {kind: set() for kind in held}
     for index, ack in acks.items():
         expected = webhooks[index].expected
@@ -93,14 +96,14 @@ def check_crm(fake: FakeHubSpot, webhooks: list[Webhook], acks: dict[int, Ack], 
                         outcome.examples.append(f"{count} {kind} for {name} (event {ack.event_id})")
         if ack.event_id in dead:
             continue
-        _check_links(fake, held, expected.email, expected.deal_keys, expected.note_keys, outcome)
+        _check_links(links, held, expected.email, expected.deal_keys, expected.note_keys, outcome)
     for kind, index_ in held.items():
         outcome.unexpected[kind] = sum(len(ids) for name, ids in index_.items() if name not in wanted[kind])
     return outcome
 
 
 def _check_links(
-    fake: FakeHubSpot,
+    links: dict[tuple[str, str, str], set[str]],
     held: dict[str, dict[str, list[str]]],
     email: str,
     deal_keys: tuple[str, ...],
@@ -113,13 +116,13 @@ def _check_links(
     (contact_id,) = contact_ids
     deal_ids = [i for k in deal_keys for i in held["deals"].get(k, ())]
     for deal_id in deal_ids:
-        if contact_id not in fake.associated("deals", deal_id, "contacts"):
+        if contact_id not in links[("deals", deal_id, "contacts")]:
             outcome.missing_links["deal->contact"] += 1
     for key in note_keys:
         for note_id in held["notes"].get(key, ()):
-            if contact_id not in fake.associated("notes", note_id, "contacts"):
+            if contact_id not in links[("notes", note_id, "contacts")]:
                 outcome.missing_links["note->contact"] += 1
-            if deal_ids and not set(deal_ids) & fake.associated("notes", note_id, "deals"):
+            if deal_ids and not set(deal_ids) & links[("notes", note_id, "deals")]:
                 outcome.missing_links["note->deal"] += 1
 
 
