@@ -254,8 +254,15 @@ class Stack:
             time.sleep(1.0 + 0.3 * ready_count)  # the workers import the app after they fork
 
     def worker(
-        self, name: str = "worker", *, threads: int = 8, delivery_threads: int = 32, processes: int = 1
+        self,
+        name: str = "worker",
+        *,
+        threads: int = 8,
+        delivery_threads: int = 32,
+        processes: int = 1,
+        only: str | None = None,
     ) -> subprocess.Popen[bytes]:
+        """`crmhub worker`; `only`: `events` or `deliveries` (default both)."""
         return self.spawn(
             name,
             [
@@ -268,6 +275,7 @@ class Stack:
                 str(delivery_threads),
                 "--processes",
                 str(processes),
+                *(["--only", only] if only else []),
             ],
         )
 

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -53,12 +54,25 @@ def serve(
     uvicorn.run(create_app(loaded, url), host=host, port=port, log_level="warning", access_log=False)
 
 
+class WorkerRole(StrEnum):
+    """What `crmhub worker --only` consumes."""
+
+    events = "events"
+    deliveries = "deliveries"
+
+
 def worker(
     config: Path = CONFIG_OPTION,
     processes: int = typer.Option(1, "--processes", "-p", min=1, help="Worker processes."),
     threads: int = typer.Option(8, "--threads", "-t", min=1, help="Event threads per process."),
     delivery_threads: int = typer.Option(
         32, "--delivery-threads", min=1, help="Delivery threads per process (they fill batches)."
+    ),
+    only: WorkerRole | None = typer.Option(
+        None,
+        "--only",
+        help="Consume only `events` (mapping, flows, polls) or only `deliveries` (CRM writes), "
+        "to scale the two stages apart. Default: both.",
     ),
 ) -> None:
     """Run worker processes (uses REDIS_URL). SIGTERM drains in-flight messages and exits."""
@@ -75,7 +89,8 @@ def worker(
     if url is None:
         fail("REDIS_URL is not set: export it (or use `crmhub run`, which starts an embedded server)")
     if processes == 1:
-        run_worker(loaded, url, threads=threads, delivery_threads=delivery_threads, stop=stop)
+        role = only.value if only else "all"
+        run_worker(loaded, url, threads=threads, delivery_threads=delivery_threads, role=role, stop=stop)
         return
     children = Children(config, url)
     for _ in range(processes):
@@ -88,6 +103,7 @@ def worker(
                 str(threads),
                 "--delivery-threads",
                 str(delivery_threads),
+                *(["--only", only.value] if only else []),
             ]
         )
     _wait_for_signal(children)

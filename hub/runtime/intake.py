@@ -23,13 +23,14 @@ import redis.asyncio as aioredis
 from hub.connector.base import RawRequest, SourceEvent
 from hub.runtime import keys
 from hub.runtime.broker import encode_message
+from hub.runtime.pipelined_script import NoScriptError, PipelinedScript
 
 __all__ = ["POLL_METHOD", "Backpressure", "Intake", "StoredEvent", "new_event_id", "store_polled"]
 
 #: The `method` recorded for events that came from a poll rather than a webhook.
 POLL_METHOD = "POLL"
 
-_STORE_AND_ENQUEUE = """
+_STORE_AND_ENQUEUE = PipelinedScript("""
 local existing = redis.call('GET', KEYS[1])
 if existing then return {0, existing} end
 if redis.call('LLEN', KEYS[6]) >= tonumber(ARGV[6]) then return {-1, ''} end
@@ -42,7 +43,7 @@ redis.call('HSET', KEYS[7], ARGV[4], ARGV[5])
 redis.call('RPUSH', KEYS[6], ARGV[4])
 redis.call('HINCRBY', KEYS[8], 'received', 1)
 return {1, ARGV[1]}
-"""
+""")
 
 #: Request headers never stored (hop-by-hop, credentials, noise).
 _DROPPED_HEADERS = frozenset(
@@ -68,7 +69,6 @@ class Backpressure(Exception):
 
 
 def _queue_calls(
-    script: Any,
     pipe: Any,
     connector_id: str,
     connector_type: str,
@@ -99,8 +99,9 @@ def _queue_calls(
             fields["body"] = json.dumps(event.data, default=str)
             fields["occurred_at"] = event.occurred_at.isoformat()
         flat = [item for pair in fields.items() for item in pair]
-        result = script(
-            keys=[
+        result = _STORE_AND_ENQUEUE.queue(
+            pipe,
+            [
                 keys.dedupe(connector_id, event.id),
                 keys.event(event_id),
                 keys.events_index(),
@@ -110,8 +111,7 @@ def _queue_calls(
                 f"{queue}.msgs",
                 keys.counters(),
             ],
-            args=[event_id, dedupe_ttl, received, redis_id, message, max_depth, *flat],
-            client=pipe,
+            [event_id, dedupe_ttl, received, redis_id, message, max_depth, *flat],
         )
         calls.append((event_id, event.id, result))
     return calls
@@ -142,7 +142,6 @@ class Intake:
         self.dedupe_ttl = dedupe_ttl
         self.max_depth = max_depth
         self.strict = strict
-        self._script = client.register_script(_STORE_AND_ENQUEUE)
 
     async def store(
         self, connector_id: str, connector_type: str, request: RawRequest, events: list[SourceEvent]
@@ -154,20 +153,25 @@ class Intake:
             "headers": json.dumps({k: v for k, v in request.headers.items() if k not in _DROPPED_HEADERS}),
             "query": json.dumps(dict(request.query)),
         }
+        received = int(request.received_at.timestamp() * 1000)
+        try:
+            return await self._send(connector_id, connector_type, events, received, stored)
+        except NoScriptError:  # first call since the server started: load it, send again
+            await _STORE_AND_ENQUEUE.aload(self.client)
+            return await self._send(connector_id, connector_type, events, received, stored)
+
+    async def _send(
+        self,
+        connector_id: str,
+        connector_type: str,
+        events: list[SourceEvent],
+        received: int,
+        stored: dict[str, Any],
+    ) -> list[StoredEvent]:
         pipe = self.client.pipeline(transaction=False)
         calls = _queue_calls(
-            self._script,
-            pipe,
-            connector_id,
-            connector_type,
-            events,
-            int(request.received_at.timestamp() * 1000),
-            stored,
-            self.dedupe_ttl,
-            self.max_depth,
+            pipe, connector_id, connector_type, events, received, stored, self.dedupe_ttl, self.max_depth
         )
-        for _, _, pending in calls:
-            await pending  # queues the call on the pipeline (no round trip)
         if self.strict:
             # durability: strict: the same round trip waits until the AOF is fsynced locally.
             pipe.execute_command("WAITAOF", 1, 0, 2000)
@@ -185,17 +189,23 @@ def store_polled(
     """Store and enqueue events found by a poll (sync, one round trip)."""
     if not events:
         return []
-    script = client.register_script(_STORE_AND_ENQUEUE)
-    pipe = client.pipeline(transaction=False)
-    calls = _queue_calls(
-        script,
-        pipe,
-        connector_id,
-        connector_type,
-        events,
-        int(time.time() * 1000),
-        {"method": POLL_METHOD},
-        keys.DEDUPE_TTL_SECONDS,
-        2**62,
-    )
-    return _results(calls, pipe.execute())
+
+    def send() -> list[StoredEvent]:
+        pipe = client.pipeline(transaction=False)
+        calls = _queue_calls(
+            pipe,
+            connector_id,
+            connector_type,
+            events,
+            int(time.time() * 1000),
+            {"method": POLL_METHOD},
+            keys.DEDUPE_TTL_SECONDS,
+            2**62,
+        )
+        return _results(calls, pipe.execute())
+
+    try:
+        return send()
+    except NoScriptError:
+        _STORE_AND_ENQUEUE.load(client)
+        return send()

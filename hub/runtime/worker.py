@@ -88,6 +88,7 @@ def run_worker(
     *,
     threads: int = 8,
     delivery_threads: int = 32,
+    role: str = "all",
     stop: threading.Event | None = None,
     drain_timeout: float = 30.0,
 ) -> None:
@@ -95,7 +96,10 @@ def run_worker(
 
     Deliveries get their own (larger) thread pool: a delivery thread mostly waits, for its
     batch to fill or for the CRM's rate limit, and many waiting threads make full batches.
+    `role`: `all`, or only `events` (mapping, flows, polls) or only `deliveries`.
     """
+    if role not in ("all", "events", "deliveries"):
+        raise ValueError(f"unknown worker role {role!r}: use all, events or deliveries")
     broker = make_broker(url)
     # One connection per thread at most: the default pool (100) is smaller than the threads.
     client = redis.Redis.from_url(url, max_connections=threads + delivery_threads + 64)
@@ -107,8 +111,12 @@ def run_worker(
     if threading.current_thread() is threading.main_thread() and not stop.is_set():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    workers = [dramatiq.Worker(broker, queues=event_queues, worker_threads=threads, worker_timeout=250)]
-    if delivery_queues:
+    workers = []
+    if role != "deliveries":
+        workers.append(
+            dramatiq.Worker(broker, queues=event_queues, worker_threads=threads, worker_timeout=250)
+        )
+    if delivery_queues and role != "events":
         workers.append(
             dramatiq.Worker(
                 broker, queues=delivery_queues, worker_threads=delivery_threads, worker_timeout=250
@@ -117,11 +125,15 @@ def run_worker(
     for worker in workers:
         worker.start()
     pump.start()
+    consumed = (event_queues if role != "deliveries" else set()) | (
+        delivery_queues if role != "events" else set()
+    )
     log.info(
-        "worker started: %d + %d delivery threads on %s",
+        "worker started (%s): %d + %d delivery threads on %s",
+        role,
         threads,
         delivery_threads,
-        ", ".join(sorted(broker.get_declared_queues())),
+        ", ".join(sorted(consumed)),
     )
     try:
         stop.wait()

@@ -202,6 +202,25 @@ def test_a_batch_of_100_contacts_is_one_upsert_request(fake: FakeHubSpot) -> Non
     assert [c["email"] for c in fake.contacts] == [f"p{n}@example.com" for n in range(100)]
 
 
+def test_when_the_hub_owns_every_field_a_batch_is_one_upsert_and_no_read(fake: FakeHubSpot) -> None:
+    hub = crm(fake, overwrite=["*"])
+    people = [
+        Contact(email=f"p{n}@example.com", first_name=f"P{n}", phone="+442071234567") for n in range(100)
+    ]
+    first = hub.upsert_contacts([ContactWrite(c) for c in people])
+    assert dict(fake.calls) == {"POST /crm/v3/objects/contacts/batch/upsert": 1}
+    fake.calls.clear()
+    renamed = [c.model_copy(update={"first_name": "Renamed"}) for c in people]
+    again = hub.upsert_contacts([ContactWrite(c, known_id=r.id) for c, r in zip(renamed, first, strict=True)])
+    assert [r.id for r in again] == [r.id for r in first]  # same records, by email
+    assert dict(fake.calls) == {"POST /crm/v3/objects/contacts/batch/upsert": 1}
+    assert {c["firstname"] for c in fake.contacts} == {"Renamed"} and len(fake.contacts) == 100
+    fake.calls.clear()
+    # Tags are a union and a stage only moves forward: those still read HubSpot first.
+    hub.upsert_contacts([ContactWrite(people[0].model_copy(update={"tags": {"vip"}}))])
+    assert fake.calls["POST /crm/v3/objects/contacts/batch/read"] == 1
+
+
 def test_a_batch_over_the_maximum_is_split_in_requests_of_100(fake: FakeHubSpot) -> None:
     hub = crm(fake)
     results = hub.upsert_contacts([ContactWrite(Contact(email=f"p{n}@example.com")) for n in range(250)])

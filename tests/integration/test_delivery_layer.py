@@ -111,6 +111,54 @@ def test_batcher_coalesces_many_threads_into_few_bulk_calls():
     assert sum(sizes) == 250 and len(sizes) <= 4 and max(sizes) == 100
 
 
+def _blocking_bulk(release: threading.Event, sizes: list[int]):
+    def bulk(items):
+        sizes.append(len(items))
+        release.wait(10)
+        return list(items)
+
+    return bulk
+
+
+def _submit_all(batcher: Batcher, items: range) -> list[threading.Thread]:
+    threads = [threading.Thread(target=batcher.call, args=(n,)) for n in items]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_behind_a_slow_flush_a_partial_batch_keeps_gathering_instead_of_spending_a_call():
+    release, sizes = threading.Event(), []
+    batcher = Batcher(_blocking_bulk(release, sizes), max_size=100, max_wait=0.05, max_hold=30)
+    threads = _submit_all(batcher, range(30))
+    time.sleep(0.5)
+    assert sizes == [30]  # the debounce passed: the first partial batch went
+    threads += _submit_all(batcher, range(30, 80))
+    time.sleep(0.5)  # well past the debounce: still held while the first call runs
+    assert sizes == [30]
+    release.set()
+    for t in threads:
+        t.join()
+    batcher.close()
+    assert sizes == [30, 50]
+
+
+def test_a_partial_batch_is_held_at_most_max_hold_behind_a_hung_flush():
+    release, sizes = threading.Event(), []
+    batcher = Batcher(_blocking_bulk(release, sizes), max_size=100, max_wait=0.05, max_hold=0.3)
+    threads = _submit_all(batcher, range(10))
+    time.sleep(0.3)
+    threads += _submit_all(batcher, range(10, 15))
+    deadline = time.monotonic() + 5
+    while len(sizes) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sizes == [10, 5]  # went while the first call still hangs
+    release.set()
+    for t in threads:
+        t.join()
+    batcher.close()
+
+
 def test_a_batch_refused_for_one_bad_record_is_split_so_the_others_go_through():
     calls = []
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hub.runtime import keys
 from tests.integration.conftest import CONFIG, SECRETS, now
 
 pytestmark = pytest.mark.integration
@@ -91,6 +92,20 @@ def test_accepted_webhook_is_stored_and_queued_before_the_200(ingress):
     again = httpx.post(f"{ingress.base}/hooks/shop", content=body, headers=signed_shopify(body))
     assert again.json()["events"][0] == {**event, "duplicate": True}
     assert ingress.client.llen("dramatiq:events") == 1
+
+
+def test_a_flushed_script_cache_costs_one_reload_not_an_event(ingress):
+    """The store script is sent as a bare EVALSHA; after SCRIPT FLUSH (a server restart
+    without it) the ingress loads it again and the webhook is still stored, once."""
+    ingress.client.script_flush()
+    body = json.dumps({"id": 6, "email": "c@d.io", "currency": "EUR", "total_price": "1"}).encode()
+    headers = {**signed_shopify(body), "X-Shopify-Webhook-Id": "wh-flush"}
+    response = httpx.post(f"{ingress.base}/hooks/shop", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    (event,) = response.json()["events"]
+    assert ingress.log.get(event["id"]).source_id == "wh-flush"
+    assert ingress.client.llen("dramatiq:events") == 1
+    assert ingress.client.zcard(keys.events_index()) == 1
 
 
 def test_facebook_handshake(ingress):

@@ -161,14 +161,22 @@ class HubSpotDestination(Destination):
 
     def upsert_contacts(self, writes: Sequence[ContactWrite]) -> list[ItemResult]:
         """Read by known id and by email (2 batch reads at most), then one batch update of the
-        existing contacts that change and one batch upsert by email of the new ones."""
+        existing contacts that change and one batch upsert by email of the new ones.
+
+        Contacts whose merge does not depend on HubSpot's values (see `_merge_needs_read`)
+        skip the reads: they go straight into the upsert by email (one call per batch)."""
         reads = self._contact_reads()
         found: dict[int, Record] = {}
-        known = {i: w.known_id for i, w in enumerate(writes) if w.known_id}
+        blind = {i for i, w in enumerate(writes) if w.contact.email and not self._merge_needs_read(w.contact)}
+        known = {i: w.known_id for i, w in enumerate(writes) if w.known_id and i not in blind}
         if known:
             by_id = {_record_id(r): r for r in self.api.batch_read("contacts", list(known.values()), reads)}
             found.update({i: by_id[k] for i, k in known.items() if k in by_id})
-        emails = {i: w.contact.email for i, w in enumerate(writes) if i not in found and w.contact.email}
+        emails = {
+            i: w.contact.email
+            for i, w in enumerate(writes)
+            if i not in found and i not in blind and w.contact.email
+        }
         if emails:
             records = self.api.batch_read("contacts", list(emails.values()), reads, id_property="email")
             by_email = {str((_props(r) or {}).get("email") or "").lower(): r for r in records}
@@ -217,6 +225,18 @@ class HubSpotDestination(Destination):
             for i, result in zip(later, self.upsert_contacts([writes[i] for i in later]), strict=True):
                 results[i] = result
         return _complete(results)
+
+    def _merge_needs_read(self, contact: Contact) -> bool:
+        """Whether sending this contact needs HubSpot's current values first: a field the hub
+        may only fill (not in `overwrite`), a lifecycle stage (forward only) or tags (a union).
+        The email is the upsert key, so it never needs one."""
+        s = self.settings
+        if contact.lifecycle_stage is not None and contact.lifecycle_stage.value in s.lifecycle_stages:
+            return True
+        if s.tags_property and contact.tags:
+            return True
+        desired, owned = merge.to_properties(merge.contact_fields(contact), s.properties, s.overwrite)
+        return any(prop not in owned for prop in desired if prop != "email")
 
     def _contact_changes(self, contact: Contact, current: dict[str, Any] | None) -> dict[str, str]:
         s = self.settings

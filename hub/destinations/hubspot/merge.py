@@ -124,8 +124,10 @@ def to_properties(
     fields: Mapping[str, str], mapping: Mapping[str, str], overwrite: Iterable[str], *, prefix: str = ""
 ) -> tuple[dict[str, str], frozenset[str]]:
     """(HubSpot property -> value, the properties the hub may overwrite). Unmapped fields
-    are dropped; `prefix` is how `overwrite` names this object's fields (`deal.`)."""
+    are dropped; `prefix` is how `overwrite` names this object's fields (`deal.`); `*` in
+    `overwrite` owns every field."""
     allowed = set(overwrite)
+    every = "*" in allowed
     desired: dict[str, str] = {}
     owned: set[str] = set()
     for key, value in fields.items():
@@ -133,7 +135,7 @@ def to_properties(
         if not prop:
             continue
         desired[prop] = value
-        if f"{prefix}{key}" in allowed:
+        if every or f"{prefix}{key}" in allowed:
             owned.add(prop)
     return desired, frozenset(owned)
 

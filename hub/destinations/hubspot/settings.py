@@ -161,7 +161,9 @@ class HubSpotSettings(DestinationSettings):
         frozenset({"deal.amount", "deal.currency", "deal.stage", "deal.close_date"}),
         description="Canonical fields the hub may overwrite when HubSpot already has a value "
         "(contact fields bare, `company.<field>`, `deal.<field>`); every other field only fills "
-        "empty properties. Tags are always a union and `lifecyclestage` only moves forward.",
+        "empty properties. `*`: every field (contacts without tags or lifecycle stage are then "
+        "upserted without reading HubSpot first: one call per batch). Tags are always a union "
+        "and `lifecyclestage` only moves forward.",
     )
     tags_property: str | None = Field(
         "crmhub_tags",
