@@ -75,7 +75,7 @@ class Batcher(Generic[T, R]):
             while True:
                 if self._closed and not self._pending:
                     return None
-                if self._pending and self._inflight < self.concurrency:
+                if self._pending and (self._inflight < self.concurrency or self._closed):
                     due = self._first_at + (self.max_hold if self._inflight else self.max_wait)
                     full = len(self._pending) >= self.max_size
                     if full or self._closed or time.monotonic() >= due:
@@ -116,5 +116,5 @@ class Batcher(Generic[T, R]):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout=5)
+        self._thread.join()  # closed: it hands every pending item to the pool and ends
         self._pool.shutdown(wait=True)

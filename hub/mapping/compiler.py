@@ -15,9 +15,10 @@ from pydantic import ValidationError
 from hub.canonical import Bundle
 from hub.connector.base import SourceEvent
 from hub.errors import Issue, MappingError
-from hub.mapping import transforms
+from hub.mapping import memo, transforms
 from hub.mapping.conditions import Predicate, compile_condition
 from hub.mapping.paths import Getter, PathSyntaxError, compile_path, is_empty
+from hub.mapping.shared import Sharing
 from hub.mapping.targets import OBJECTS, Target, line_item_fields, resolve_target, suggest_target
 
 __all__ = ["Directive", "Mapper", "SpecSource", "compile_spec"]
@@ -64,11 +65,20 @@ class SpecSource:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _FieldPlan:
     target: Target
     value: ValueFn
     adds: bool
+    #: A plain field (neither a set nor `+`) is set directly at parents..key, not `_assign`ed.
+    plain: bool = field(init=False)
+    parents: tuple[str, ...] = field(init=False)
+    key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plain", self.target.kind != "set" and not self.adds)
+        object.__setattr__(self, "parents", self.target.path[:-1])
+        object.__setattr__(self, "key", self.target.path[-1])
 
 
 class _Collector:
@@ -105,26 +115,12 @@ class Mapper:
 
     def map(self, event: SourceEvent, *, connector: str) -> Bundle:
         """Map one event's data; raise `MappingError` naming each field that failed."""
-        root = event.data
-        issues: list[Issue] = []
-        built: dict[str, Any] = {}
-        for obj, plans in self._plans.items():
-            when = self._object_when.get(obj)
-            if when is not None and not when(root, root):
-                continue
-            values = self._fill(plans, root, issues)
-            if values:
-                built[obj] = values
-        if issues:
-            raise MappingError(issues)
-        objects: dict[str, tuple[Any, ...]] = {}
-        for obj, values in built.items():
-            try:
-                objects[obj] = (OBJECTS[obj].model_validate(values),)
-            except ValidationError as exc:
-                issues.extend(_validation_issues(obj, exc))
-        if issues:
-            raise MappingError(issues)
+        token = memo.open_scope()
+        try:
+            built = self._build(event.data)
+        finally:
+            memo.close(token)
+        objects = self._validate(built)
         return Bundle(
             connector=connector,
             event_type=event.type,
@@ -136,6 +132,35 @@ class Mapper:
             activities=objects.get("activity", ()),
         )
 
+    def _build(self, root: Any) -> dict[str, dict[str, Any]]:
+        """Each object's field values, read from `root`; `MappingError` if a field failed."""
+        issues: list[Issue] = []
+        built: dict[str, Any] = {}
+        for obj, plans in self._plans.items():
+            when = self._object_when.get(obj)
+            if when is not None and not when(root, root):
+                continue
+            values = self._fill(plans, root, issues)
+            if values:
+                built[obj] = values
+        if issues:
+            raise MappingError(issues)
+        return built
+
+    @staticmethod
+    def _validate(built: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
+        """The canonical models of the built values; `MappingError` if any is invalid."""
+        issues: list[Issue] = []
+        objects: dict[str, tuple[Any, ...]] = {}
+        for obj, values in built.items():
+            try:
+                objects[obj] = (OBJECTS[obj].model_validate(values),)
+            except ValidationError as exc:
+                issues.extend(_validation_issues(obj, exc))
+        if issues:
+            raise MappingError(issues)
+        return objects
+
     @staticmethod
     def _fill(plans: list[_FieldPlan], root: Any, issues: list[Issue]) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -145,9 +170,16 @@ class Mapper:
             except MappingError as exc:
                 issues.extend(Issue(i.message, key=plan.target.name) for i in exc.issues)
                 continue
-            if is_empty(value):
+            # is_empty(value), its commonest cases first: the loop runs for every field.
+            if value is None or (not value.strip() if isinstance(value, str) else is_empty(value)):
                 continue
-            _assign(values, plan.target, value, plan.adds)
+            if plan.plain:
+                node = values
+                for part in plan.parents:
+                    node = node.setdefault(part, {})
+                node[plan.key] = value
+            else:
+                _assign(values, plan.target, value, plan.adds)
         return values
 
 
@@ -177,7 +209,7 @@ def _validation_issues(obj: str, exc: ValidationError) -> list[Issue]:
 # --- compiling -------------------------------------------------------------------------
 
 
-def _compile_transform(item: Any, ctx: transforms.CompileContext) -> transforms.TransformFn:
+def _compile_transform(item: Any, ctx: transforms.CompileContext) -> transforms.CompiledStep:
     if isinstance(item, str):
         name, arg = item, None
     elif isinstance(item, dict) and len(item) == 1:
@@ -189,7 +221,7 @@ def _compile_transform(item: Any, ctx: transforms.CompileContext) -> transforms.
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(f"unknown transform {name!r}{hint}")
     try:
-        return transforms.build(name, arg, ctx)
+        return transforms.compile_step(name, arg, ctx)
     except PathSyntaxError as exc:
         raise ValueError(f"{name}: {exc}") from None
 
@@ -252,7 +284,7 @@ def _source_fn(spec: dict[str, Any], ctx: transforms.CompileContext) -> ValueFn:
         def coalesce(node: Any, root: Any) -> Any:
             for getter in getters:
                 value = getter(node, root)
-                if not is_empty(value):
+                if value is not None and not is_empty(value):
                     return value
             return None
 
@@ -281,20 +313,12 @@ def compile_value(spec: Any, ctx: transforms.CompileContext) -> ValueFn:
     steps = spec.get("transforms") or []
     if not isinstance(steps, list):
         raise ValueError("transforms takes a list")
-    chain = [_compile_transform(item, ctx) for item in steps]
+    chain = transforms.chain([_compile_transform(item, ctx) for item in steps]) if steps else None
     when = compile_condition(spec["when"]) if "when" in spec else None
     on_error = spec.get("on_error", "fail")
     if on_error not in ("fail", "skip"):
         raise ValueError("on_error takes fail (the event fails) or skip (the field is left empty)")
-
-    def value(node: Any, root: Any) -> Any:
-        if when is not None and not when(node, root):
-            return None
-        result = source(node, root)
-        for step in chain:
-            result = step(result, node, root)
-        return result
-
+    value = _guarded(source, chain, when)
     if on_error == "skip":
 
         def lenient(node: Any, root: Any) -> Any:
@@ -305,6 +329,26 @@ def compile_value(spec: Any, ctx: transforms.CompileContext) -> ValueFn:
 
         return lenient
     return value
+
+
+def _guarded(source: ValueFn, chain: transforms.TransformFn | None, when: Predicate | None) -> ValueFn:
+    """`source`, then the transform chain, only when `when` holds: the fewest calls needed."""
+    if when is None:
+        if chain is None:
+            return source
+
+        def transformed(node: Any, root: Any) -> Any:
+            return chain(source(node, root), node, root)
+
+        return transformed
+
+    def guarded(node: Any, root: Any) -> Any:
+        if not when(node, root):
+            return None
+        result = source(node, root)
+        return result if chain is None else chain(result, node, root)
+
+    return guarded
 
 
 def _items_fn(
@@ -378,6 +422,10 @@ def _compile_spec(source: SpecSource, *, default_region: str | None = None) -> M
             transforms.build("country", None, ctx)(default_region, None, None)
         except MappingError as exc:
             collector.add(f"default region: {exc}", line=None, key="default_region")
+    sharing = Sharing(
+        [("value", d.spec) for d in source.directives]
+        + [("when", o.get("when")) for o in source.objects.values() if isinstance(o, dict)]
+    )
     plans: dict[str, list[_FieldPlan]] = {obj: [] for obj in OBJECTS}
     for directive in source.directives:
         name = directive.target
@@ -406,7 +454,7 @@ def _compile_spec(source: SpecSource, *, default_region: str | None = None) -> M
             if target.kind == "items":
                 fn = _items_fn(directive.spec, ctx, collector, directive)
             else:
-                fn = compile_value(directive.spec, ctx)
+                fn = sharing.share("value", directive.spec, compile_value(directive.spec, ctx))
                 _check_literal(directive.spec, target)
         except (ValueError, PathSyntaxError) as exc:
             collector.add(str(exc), line=directive.line, key=name, file=directive.file)
@@ -428,7 +476,7 @@ def _compile_spec(source: SpecSource, *, default_region: str | None = None) -> M
             collector.add("an object takes {when: <condition>}", line=line, key=f"objects.{obj}")
             continue
         try:
-            object_when[obj] = compile_condition(options["when"])
+            object_when[obj] = sharing.share("when", options["when"], compile_condition(options["when"]))
         except (ValueError, PathSyntaxError) as exc:
             collector.add(str(exc), line=line, key=f"objects.{obj}.when")
     if collector.issues:

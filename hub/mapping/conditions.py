@@ -28,10 +28,20 @@ def compile_condition(spec: Any) -> Predicate:
     keys = set(spec)
     if keys == {"exists"}:
         getter = compile_path(str(spec["exists"]))
-        return lambda node, root: not is_empty(getter(node, root))
+
+        def exists(node: Any, root: Any) -> bool:
+            value = getter(node, root)
+            return value is not None and not is_empty(value)
+
+        return exists
     if keys == {"blank"}:
         getter = compile_path(str(spec["blank"]))
-        return lambda node, root: is_empty(getter(node, root))
+
+        def blank(node: Any, root: Any) -> bool:
+            value = getter(node, root)
+            return value is None or is_empty(value)
+
+        return blank
     if keys == {"path", "equals"}:
         getter = compile_path(str(spec["path"]))
         expected = _as_text(spec["equals"])
@@ -58,10 +68,28 @@ def compile_condition(spec: Any) -> Predicate:
         if not isinstance(parts, list) or not parts:
             raise ValueError(f"`{key}` takes a non-empty list of conditions")
         predicates = [compile_condition(p) for p in parts]
-        if key == "all":
-            return lambda node, root: all(p(node, root) for p in predicates)
-        return lambda node, root: any(p(node, root) for p in predicates)
+        return _all(predicates) if key == "all" else _any(predicates)
     if keys == {"not"}:
         inner = compile_condition(spec["not"])
         return lambda node, root: not inner(node, root)
     raise ValueError(f"unknown condition keys {sorted(keys)}: use {_FORMS}")
+
+
+def _all(predicates: list[Predicate]) -> Predicate:
+    def every(node: Any, root: Any) -> bool:
+        for predicate in predicates:
+            if not predicate(node, root):
+                return False
+        return True
+
+    return every
+
+
+def _any(predicates: list[Predicate]) -> Predicate:
+    def some(node: Any, root: Any) -> bool:
+        for predicate in predicates:
+            if predicate(node, root):
+                return True
+        return False
+
+    return some

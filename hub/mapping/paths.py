@@ -6,6 +6,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from hub.mapping.memo import remember
+
 __all__ = ["Getter", "PathSyntaxError", "compile_path", "is_empty"]
 
 Getter = Callable[[Any, Any], Any]
@@ -40,38 +42,36 @@ def is_empty(value: Any) -> bool:
     return False
 
 
-Step = Callable[[Any], Any]
+_KEY, _INDEX, _FILTER = "key", "index", "filter"
+_Op = tuple[str, Any]
+"""One step of a path: (_KEY, name), (_INDEX, position) or (_FILTER, `_Filter`)."""
 
 
-def _key_step(key: str) -> Step:
-    def step(node: Any) -> Any:
-        if isinstance(node, dict):
-            return node.get(key)
-        return _MISSING
+class _Filter:
+    """`[fpath=expected]`: the first element whose value at `fpath` reads as `expected`.
 
-    return step
+    Each list is indexed by `fpath` once per mapping call (see `memo`), so the many
+    `answers[field.ref=...]` paths of a spec cost one scan of `answers` per record.
+    """
 
+    __slots__ = ("expected", "fpath", "getter")
 
-def _index_step(index: int) -> Step:
-    def step(node: Any) -> Any:
-        if isinstance(node, list) and -len(node) <= index < len(node):
-            return node[index]
-        return _MISSING
+    def __init__(self, fpath: str, expected: str) -> None:
+        self.fpath = fpath
+        self.expected = expected
+        self.getter = compile_path(fpath)
 
-    return step
+    def pick(self, items: list[Any]) -> Any:
+        _, by_value = remember((_FILTER, id(items), self.fpath), self._index, items)
+        return by_value.get(self.expected, _MISSING)
 
-
-def _filter_step(getter: Getter, expected: str) -> Step:
-    def step(node: Any) -> Any:
-        if not isinstance(node, list):
-            return _MISSING
-        for item in node:
-            value = getter(item, item)
-            if value is not None and str(value) == expected:
-                return item
-        return _MISSING
-
-    return step
+    def _index(self, items: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+        by_value: dict[str, Any] = {}
+        for item in items:
+            value = self.getter(item, item)
+            if value is not None:
+                by_value.setdefault(str(value), item)
+        return items, by_value  # the list is kept so its id stays unique in the memo
 
 
 def _tokens(path: str) -> list[re.Match[str]]:
@@ -102,7 +102,12 @@ def compile_path(path: str) -> Getter:
         return lambda node, root: root
     if text.startswith("$."):
         from_root, text = True, text[2:]
-    steps: list[Step | None] = []  # None marks a [*] fan-out
+    return _getter(_segments(path, text), from_root)
+
+
+def _segments(path: str, text: str) -> list[_Op | None]:
+    """The path's steps in order; None marks a `[*]` fan-out."""
+    segments: list[_Op | None] = []
     previous_dot = True
     for token in _tokens(text):
         if token.group("dot"):
@@ -113,51 +118,84 @@ def compile_path(path: str) -> Getter:
         if token.group("key") is not None:
             if not previous_dot:
                 raise PathSyntaxError(f"invalid path {path!r}: missing '.' before a key")
-            steps.append(_key_step(token.group("key").strip()))
+            segments.append((_KEY, token.group("key").strip()))
         elif token.group("qkey") is not None:
-            steps.append(_key_step(token.group("qkey")))
+            segments.append((_KEY, token.group("qkey")))
         elif token.group("index") is not None:
-            steps.append(_index_step(int(token.group("index"))))
+            segments.append((_INDEX, int(token.group("index"))))
         elif token.group("star"):
-            steps.append(None)
+            segments.append(None)
         else:
-            field_getter = compile_path(token.group("fpath").strip())
-            steps.append(_filter_step(field_getter, token.group("fvalue").strip()))
+            fpath, expected = token.group("fpath").strip(), token.group("fvalue").strip()
+            segments.append((_FILTER, _Filter(fpath, expected)))
         previous_dot = False
     if previous_dot:
         raise PathSyntaxError(f"invalid path {path!r}: ends with '.'")
-    walk = _chain(steps)
-    if from_root:
-        return lambda node, root: walk(root)
-    return lambda node, root: walk(node)
+    return segments
 
 
-def _chain(steps: list[Step | None]) -> Step:
-    if None not in steps:
-        plain = [s for s in steps if s is not None]
-        if len(plain) == 1:
-            return plain[0]
+def _getter(segments: list[_Op | None], from_root: bool) -> Getter:
+    ops = [s for s in segments if s is not None]
+    if len(ops) < len(segments):
+        return _fan_out(segments, from_root)
+    if all(kind == _KEY for kind, _ in ops):
+        return _keys_getter(tuple(name for _, name in ops), from_root)
+    return _ops_getter(tuple(ops), from_root)
 
-        def walk(node: Any) -> Any:
-            for step in plain:
-                node = step(node)
-                if node is None:
-                    return None
-            return node
 
-        return walk
-    star = steps.index(None)
-    head = _chain(steps[:star]) if star else (lambda node: node)
-    tail = _chain(steps[star + 1 :]) if star + 1 < len(steps) else (lambda node: node)
+def _keys_getter(keys: tuple[str, ...], from_root: bool) -> Getter:
+    """A path of plain keys (the common case): each read from a dict, None once one is missing."""
 
-    def fan_out(node: Any) -> Any:
-        items = head(node)
+    def get(node: Any, root: Any) -> Any:
+        if from_root:
+            node = root
+        for key in keys:
+            if not isinstance(node, dict):
+                return _MISSING
+            node = node.get(key)
+        return node
+
+    return get
+
+
+def _ops_getter(ops: tuple[_Op, ...], from_root: bool) -> Getter:
+    """A path of keys, indexes and filters, walked in one loop; None once a step finds nothing."""
+
+    def get(node: Any, root: Any) -> Any:
+        if from_root:
+            node = root
+        for kind, arg in ops:
+            if kind is _KEY:
+                node = node.get(arg) if isinstance(node, dict) else _MISSING
+            elif not isinstance(node, list):
+                return _MISSING
+            elif kind is _FILTER:
+                node = arg.pick(node)
+            else:
+                node = node[arg] if -len(node) <= arg < len(node) else _MISSING
+            if node is None:
+                return None
+        return node
+
+    return get
+
+
+def _fan_out(segments: list[_Op | None], from_root: bool) -> Getter:
+    """`head[*]tail`: `tail` of each element of the list at `head`, the non-empty ones."""
+    star = segments.index(None)
+    rest = segments[star + 1 :]
+    head = _getter(segments[:star], from_root) if star else None
+    tail = _getter(rest, False) if rest else None
+    nested = None in rest
+
+    def fan_out(node: Any, root: Any) -> Any:
+        items = head(node, root) if head is not None else (root if from_root else node)
         if not isinstance(items, list):
             return None
         values: list[Any] = []
         for item in items:
-            value = tail(item)
-            if isinstance(value, list) and star + 1 < len(steps) and None in steps[star + 1 :]:
+            value = tail(item, item) if tail is not None else item
+            if isinstance(value, list) and nested:
                 values.extend(v for v in value if not is_empty(v))
             elif not is_empty(value):
                 values.append(value)

@@ -19,10 +19,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub.canonical import normalise
 from hub.errors import MappingError
+from hub.mapping.memo import remember
 from hub.mapping.names import split_full_name
 from hub.mapping.paths import Getter, compile_path, is_empty
 
-__all__ = ["REGISTRY", "CompileContext", "Transform", "TransformFn", "register"]
+__all__ = [
+    "REGISTRY",
+    "CompileContext",
+    "CompiledStep",
+    "Transform",
+    "TransformFn",
+    "build",
+    "chain",
+    "compile_step",
+    "register",
+]
 
 TransformFn = Callable[[Any, Any, Any], Any]
 """`fn(value, node, root)`: node is the current element (inside `each`), root the event."""
@@ -64,28 +75,57 @@ def register(
     return decorate
 
 
+@dataclass(frozen=True)
+class CompiledStep:
+    """One transform compiled with its argument, before it is run in a chain."""
+
+    name: str
+    fn: TransformFn
+    handles_missing: bool
+    elementwise: bool
+
+
+def compile_step(name: str, arg: Any, ctx: CompileContext) -> CompiledStep:
+    """Compile one transform's argument; raise ValueError for a bad one (reported at load)."""
+    spec = REGISTRY[name]
+    return CompiledStep(name, spec.factory(arg, ctx), spec.handles_missing, spec.elementwise)
+
+
 def build(name: str, arg: Any, ctx: CompileContext) -> TransformFn:
     """Compile one transform; raise ValueError for a bad argument (reported at load)."""
-    spec = REGISTRY[name]
-    inner = spec.factory(arg, ctx)
+    return chain([compile_step(name, arg, ctx)])
 
-    def apply_one(value: Any, node: Any, root: Any) -> Any:
-        if value is None and not spec.handles_missing:
-            return None
-        return inner(value, node, root)
+
+def chain(steps: list[CompiledStep]) -> TransformFn:
+    """Run compiled transforms in order, as one function.
+
+    A missing value (None) skips the transforms that do not handle it, an elementwise
+    transform maps a list (dropping empty results), and any error a transform raises
+    becomes a `MappingError` naming it.
+    """
+    plan = tuple((s.name, s.fn, s.handles_missing, s.elementwise) for s in steps)
 
     def run(value: Any, node: Any, root: Any) -> Any:
+        current = ""  # the transform running, to name it in an error
         try:
-            if spec.elementwise and isinstance(value, list):
-                results = [apply_one(v, node, root) for v in value]
-                return [r for r in results if not is_empty(r)]
-            return apply_one(value, node, root)
+            for name, fn, handles_missing, elementwise in plan:
+                current = name
+                if elementwise and isinstance(value, list):
+                    value = _each(fn, handles_missing, value, node, root)
+                elif value is not None or handles_missing:
+                    value = fn(value, node, root)
         except MappingError:
             raise
         except _CAUGHT as exc:
-            raise MappingError(f"{name}: {exc}") from None
+            raise MappingError(f"{current}: {exc}") from None
+        return value
 
     return run
+
+
+def _each(fn: TransformFn, handles_missing: bool, values: list[Any], node: Any, root: Any) -> list[Any]:
+    results = [fn(v, node, root) if v is not None or handles_missing else None for v in values]
+    return [r for r in results if not is_empty(r)]
 
 
 def _no_arg(name: str, arg: Any) -> None:
@@ -104,7 +144,7 @@ def _text(value: Any) -> str:
 def _simple(name: str, fn: Callable[[str], Any], doc: str) -> None:
     def factory(arg: Any, ctx: CompileContext) -> TransformFn:
         _no_arg(name, arg)
-        return lambda value, node, root: fn(_text(value))
+        return lambda value, node, root: fn(value if isinstance(value, str) else _text(value))
 
     factory.__doc__ = doc
     register(name, elementwise=True)(factory)
@@ -120,9 +160,16 @@ _simple(
     normalise.normalise_currency,
     "ISO 4217 check, upper case.\n\n    transforms: [currency]   'jpy' -> 'JPY'",
 )
+
+
+def _country(text: str) -> str:
+    """`normalise_country`, once per text per record (an address and a phone region share it)."""
+    return remember(("country", text), normalise.normalise_country, text)
+
+
 _simple(
     "country",
-    normalise.normalise_country,
+    _country,
     "Country name or code -> ISO 3166-1 alpha-2.\n\n    transforms: [country]   'United Kingdom' -> 'GB'",
 )
 
@@ -139,7 +186,12 @@ def _split_name(arg: Any, ctx: CompileContext) -> TransformFn:
     if arg not in ("first", "last"):
         raise ValueError("split_name takes 'first' or 'last'")
     index = 0 if arg == "first" else 1
-    return lambda value, node, root: split_full_name(_text(value))[index]
+    return lambda value, node, root: _split_once(_text(value))[index]
+
+
+def _split_once(full: str) -> tuple[str | None, str | None]:
+    """`split_full_name`, once per name per record (first and last name split the same one)."""
+    return remember(("split_name", full), split_full_name, full)
 
 
 def _region_getter(arg: Any, ctx: CompileContext) -> tuple[str | None, Getter | None]:
@@ -179,7 +231,7 @@ def _e164(arg: Any, ctx: CompileContext) -> TransformFn:
             found = getter(node, root)
             if isinstance(found, str) and found.strip():
                 try:
-                    region = normalise.normalise_country(found)
+                    region = _country(found)
                 except ValueError:
                     pass
         return normalise.normalise_phone(_text(value), region)
@@ -237,6 +289,8 @@ def _cents_to_decimal(arg: Any, ctx: CompileContext) -> TransformFn:
 
 
 _DOTNET_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+_EPOCH = re.compile(r"-?\d+(\.\d+)?")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _parse_datetime(value: Any, fmt: str | None, tz: ZoneInfo | None) -> datetime:
@@ -255,7 +309,7 @@ def _parse_datetime(value: Any, fmt: str | None, tz: ZoneInfo | None) -> datetim
             parsed = datetime.strptime(text, fmt)
         elif dotnet:
             parsed = _from_epoch(int(dotnet.group(1)) / 1000)
-        elif re.fullmatch(r"-?\d+(\.\d+)?", text):
+        elif _EPOCH.fullmatch(text):
             parsed = _from_epoch(float(text))
         else:
             try:
@@ -319,7 +373,7 @@ def _to_date(arg: Any, ctx: CompileContext) -> TransformFn:
     fmt, tz = _time_args("to_date", arg)
 
     def fn(value: Any, node: Any, root: Any) -> Any:
-        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
             return date.fromisoformat(value.strip())
         return _parse_datetime(value, fmt, tz).date()
 
@@ -464,11 +518,16 @@ def _url_param(arg: Any, ctx: CompileContext) -> TransformFn:
         raise ValueError("url_param takes the parameter name")
 
     def fn(value: Any, node: Any, root: Any) -> Any:
-        query = urlsplit(_text(value).strip()).query
-        found = parse_qs(query).get(arg)
+        text = _text(value).strip()
+        found = remember(("url_query", text), _query_params, text).get(arg)
         return found[0] if found else None
 
     return fn
+
+
+def _query_params(url: str) -> dict[str, list[str]]:
+    """The parsed query of a URL; parsed once per record for all its `url_param`s."""
+    return parse_qs(urlsplit(url).query)
 
 
 @register("domain", elementwise=True)

@@ -120,43 +120,44 @@ def _blocking_bulk(release: threading.Event, sizes: list[int]):
     return bulk
 
 
-def _submit_all(batcher: Batcher, items: range) -> list[threading.Thread]:
-    threads = [threading.Thread(target=batcher.call, args=(n,)) for n in items]
-    for t in threads:
-        t.start()
-    return threads
+def _wait_until(predicate, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def test_behind_a_slow_flush_a_partial_batch_keeps_gathering_instead_of_spending_a_call():
     release, sizes = threading.Event(), []
     batcher = Batcher(_blocking_bulk(release, sizes), max_size=100, max_wait=0.05, max_hold=30)
-    threads = _submit_all(batcher, range(30))
-    time.sleep(0.5)
-    assert sizes == [30]  # the debounce passed: the first partial batch went
-    threads += _submit_all(batcher, range(30, 80))
-    time.sleep(0.5)  # well past the debounce: still held while the first call runs
-    assert sizes == [30]
-    release.set()
-    for t in threads:
-        t.join()
-    batcher.close()
-    assert sizes == [30, 50]
+    try:
+        futures = [batcher.submit(n) for n in range(30)]
+        _wait_until(lambda: sizes)
+        assert sizes == [30]  # the debounce passed: the first partial batch went
+        futures += [batcher.submit(n) for n in range(30, 80)]
+        time.sleep(0.5)  # ten debounces: still held while the first call runs
+        assert sizes == [30]
+        release.set()
+        assert [f.result(timeout=5) for f in futures] == list(range(80))
+        assert sizes == [30, 50]
+    finally:
+        release.set()
+        batcher.close()
 
 
 def test_a_partial_batch_is_held_at_most_max_hold_behind_a_hung_flush():
     release, sizes = threading.Event(), []
     batcher = Batcher(_blocking_bulk(release, sizes), max_size=100, max_wait=0.05, max_hold=0.3)
-    threads = _submit_all(batcher, range(10))
-    time.sleep(0.3)
-    threads += _submit_all(batcher, range(10, 15))
-    deadline = time.monotonic() + 5
-    while len(sizes) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert sizes == [10, 5]  # went while the first call still hangs
-    release.set()
-    for t in threads:
-        t.join()
-    batcher.close()
+    try:
+        futures = [batcher.submit(n) for n in range(10)]
+        _wait_until(lambda: sizes)
+        futures += [batcher.submit(n) for n in range(10, 15)]
+        _wait_until(lambda: len(sizes) == 2)
+        assert sizes == [10, 5]  # went while the first call still hangs
+        release.set()
+        assert [f.result(timeout=5) for f in futures] == list(range(15))
+    finally:
+        release.set()
+        batcher.close()
 
 
 def test_a_batch_refused_for_one_bad_record_is_split_so_the_others_go_through():
