@@ -70,6 +70,23 @@ class Receipts:
         if identity is not None:
             self.client.hset(keys.receipts(self.destination, kind), identity, crm_id)
 
+    def get_many(self, kind: str, identities: list[str | None]) -> list[str | None]:
+        """`get` for a whole batch, in one round trip."""
+        wanted = [identity for identity in identities if identity is not None]
+        if not wanted:
+            return [None] * len(identities)
+        values = self.client.hmget(keys.receipts(self.destination, kind), wanted)
+        found = dict(zip(wanted, values, strict=True))
+        return [
+            None if identity is None or found[identity] is None else found[identity].decode()
+            for identity in identities
+        ]
+
+    def put_many(self, kind: str, ids: dict[str, str]) -> None:
+        """`put` for a whole batch (identity -> CRM id), in one round trip."""
+        if ids:
+            self.client.hset(keys.receipts(self.destination, kind), mapping=ids)
+
     def forget(self, kind: str, identities: list[str]) -> int:
         """Remove receipts (for `crmhub forget`); returns how many existed."""
         if not identities:
