@@ -31,6 +31,7 @@ from harness import (
     config_text,
     local_destination,
     median,
+    paced,
     shopify_orders,
     target,
 )
@@ -78,6 +79,8 @@ def run(
     profile_seconds: float | None = None,
     probe_concurrency: int = 150,  # over the 100 connections of redis-py 8's default pool
     probe_requests: int | None = None,
+    paced_rate: float = TARGET_ACKS,
+    paced_seconds: float | None = None,
 ) -> dict[str, Any]:
     requests = requests or (1_000 if quick else 10_000)
     rounds = rounds or (2 if quick else 3)
@@ -124,6 +127,21 @@ def run(
             for n in workers:
                 ceiling = this_round[f"noop-{n}"].rate
                 ratios[n].append(this_round[f"serve-{n}"].rate / ceiling if ceiling else float("nan"))
+        # The target as stated: p99 while acknowledging a steady 1,500/s (open loop), not at
+        # the saturation the closed-loop rounds above drive the server to.
+        steady: dict[int, LoadResult] = {}
+        for n in workers:
+            stack.redis.flushdb()
+            count = int(paced_rate * (paced_seconds or (2.0 if quick else 10.0)))
+            steady[n] = paced(
+                f"{bases[f'serve-{n}']}/hooks/shop",
+                shopify_orders(count, f"paced-{n}"),
+                rate=paced_rate,
+                time_cap=time_cap + count / paced_rate,
+                max_in_flight=concurrency,
+                client=client,
+            )
+            statuses.update(steady[n].statuses)
         probe = None
         if probe_concurrency:
             name = f"serve-{workers[0]}"
@@ -159,6 +177,9 @@ def run(
             "ratio": median(ratios[n]),
             "capped_runs": sum(x.capped for x in hub_runs),
             "errors": sum(sum(x.errors.values()) + x.sent - x.ok for x in hub_runs),
+            "steady_rate": steady[n].rate,
+            "steady_p50_ms": steady[n].p(50),
+            "steady_p99_ms": steady[n].p(99),
         }
         metrics[f"workers_{n}"] = m
         rows.append(
@@ -172,15 +193,30 @@ def run(
                 "ratio to no-op": m["ratio"],
                 "runs": len(hub_runs),
                 "non-200 / errors": m["errors"],
+                f"at a steady {paced_rate:,.0f}/s: acks/s": m["steady_rate"],
+                "steady p50 / p99 ms": f"{m['steady_p50_ms']:.1f} / {m['steady_p99_ms']:.1f}",
             }
         )
         checks.append(target(f"acks/s, --workers {n}", m["acks_per_s"], ">=", TARGET_ACKS, "/s"))
         checks.append(target(f"ack p99, --workers {n}", m["p99_ms"], "<", TARGET_P99_MS, " ms"))
+        checks.append(
+            target(
+                f"ack p99 at a steady {paced_rate:,.0f}/s, --workers {n}",
+                m["steady_p99_ms"],
+                "<",
+                TARGET_P99_MS,
+                " ms",
+            )
+        )
     notes = [
         f"{requests:,} unique signed Shopify orders/create webhooks per run "
         f"({len(shopify_orders(1, 'size')[0].body)} B body), {concurrency} concurrent senders "
         f"({client} asyncio client, one keep-alive connection each), time cap {time_cap:g} s per run; "
         f"median of {rounds} rounds; every 200 checked against Redis (stored = acknowledged, no duplicates).",
+        f"Steady columns: the same server sent {paced_rate:,.0f} webhooks/s for "
+        f"{paced_seconds or (2.0 if quick else 10.0):g} s by an open-loop sender (at most {concurrency} in "
+        "flight), i.e. the latency at the target's rate; the other columns are closed-loop rounds "
+        "that drive the server to saturation, where p99 is mostly queueing behind the 50 senders.",
         "No workers run during the measurement: the figures are the ack path (verify the HMAC, parse, "
         "store and enqueue with the pipelined Lua script in Valkey on a unix socket).",
         "The no-op app is a bare ASGI callable under the same uvicorn (same loop and HTTP implementation) "

@@ -68,11 +68,14 @@ def test_run_all_rejects_an_unknown_benchmark() -> None:
 
 @pytest.mark.integration
 def test_ingress() -> None:
-    result = bench("ingress").run(True, requests=150, rounds=1, workers=(1,), time_cap=15, probe_requests=200)
+    result = bench("ingress").run(
+        True, requests=150, rounds=1, workers=(1,), time_cap=15, probe_requests=200, paced_seconds=0.2
+    )
     check_shape(result, "ingress")
     m = result["metrics"]["workers_1"]
     assert m["acks_per_s"] > 0 and m["noop_per_s"] > 0 and m["errors"] == 0
     assert number(m["p99_ms"]) and number(m["ratio"])
+    assert m["steady_rate"] > 0 and number(m["steady_p99_ms"])
 
 
 @pytest.mark.integration

@@ -1,18 +1,24 @@
 """The dramatiq broker, configured for safety (see shared/reference/dramatiq-on-redis.md).
 
 dramatiq's Redis broker only requeues a dead worker's messages inside its dispatch
-script, on a random roll (0.1 % of commands): measured, ~14 minutes after a SIGKILL. We
-run maintenance on a clock instead (every `MAINTENANCE_INTERVAL` s, on whichever queue a
-command touches next) with a 15 s heartbeat
-timeout, so a killed worker's messages come back within ~20 s. dramatiq's own retries are
-off: the hub schedules retries itself (`hub.runtime.retry`), keeps the final error, and
-never lets a rate-limit wait burn a retry.
+script, on a random roll (0.1 % of commands): measured, ~14 minutes after a SIGKILL. That
+maintenance only covers the queue the command was for, so a clock shared by all queues is
+not enough either (the chaos run saw a delivery queue wait 54 s while the events queue
+took every turn). Every worker therefore runs a `MaintenanceTicker`: every
+`MAINTENANCE_INTERVAL` s it runs maintenance on each queue (a no-op `requeue` command with
+maintenance on), which also keeps the process's heartbeat fresh while its consumers are
+busy. With the 15 s heartbeat timeout a killed worker's messages come back within ~16 s.
+dramatiq's own retries are off: the hub schedules retries itself (`hub.runtime.retry`),
+keeps the final error, and never lets a rate-limit wait burn a retry.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import dramatiq
@@ -23,10 +29,13 @@ from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, ShutdownNotifica
 __all__ = [
     "HEARTBEAT_TIMEOUT_MS",
     "MAINTENANCE_INTERVAL",
+    "MaintenanceTicker",
     "TimedMaintenanceRedisBroker",
     "encode_message",
     "make_broker",
 ]
+
+log = logging.getLogger(__name__)
 
 #: A worker that has not polled for this long is presumed dead; its messages are requeued.
 HEARTBEAT_TIMEOUT_MS = 15_000
@@ -45,13 +54,57 @@ class TimedMaintenanceRedisBroker(RedisBroker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
         self._last_maintenance = 0.0
+        self._forced = threading.local()
 
     def _should_do_maintenance(self, command: str) -> int:
+        if getattr(self._forced, "on", False):
+            return 1
         now = time.monotonic()
         if command not in ("ack", "nack") and now - self._last_maintenance >= self.maintenance_interval:
             self._last_maintenance = now
             return 1
         return 0
+
+    def maintain(self, queue_name: str) -> None:
+        """Run maintenance on `queue_name` now: requeue the unacked messages dead workers
+        hold from it (a `requeue` of no message ids, with maintenance on)."""
+        self._forced.on = True
+        try:
+            self.do_requeue(queue_name)
+        finally:
+            self._forced.on = False
+
+
+class MaintenanceTicker:
+    """A daemon thread that runs `broker.maintain` on every queue every `interval` s."""
+
+    def __init__(
+        self,
+        broker: TimedMaintenanceRedisBroker,
+        queues: Iterable[str],
+        *,
+        interval: float = MAINTENANCE_INTERVAL,
+    ) -> None:
+        self.broker = broker
+        self.queues = sorted(set(queues))
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="maintenance", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            for queue in self.queues:
+                try:
+                    self.broker.maintain(queue)
+                except Exception as exc:  # Redis restarting: the next tick tries again
+                    log.debug("maintenance of %s failed: %s", queue, type(exc).__name__)
 
 
 def make_broker(url: str) -> TimedMaintenanceRedisBroker:

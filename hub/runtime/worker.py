@@ -1,4 +1,5 @@
-"""A worker process: dramatiq actors for `process_event` and each destination, plus the retry pump.
+"""A worker process: dramatiq actors for `process_event` and each destination, plus the retry pump
+and the maintenance ticker.
 
 SIGTERM (or Ctrl-C) stops taking new messages, lets in-flight ones finish, returns the
 prefetched ones to the queue, and exits 0.
@@ -17,7 +18,7 @@ import dramatiq
 import redis
 
 from hub.runtime import keys
-from hub.runtime.broker import make_broker
+from hub.runtime.broker import MaintenanceTicker, make_broker
 from hub.runtime.context import Runtime
 from hub.runtime.delivery import deliver
 from hub.runtime.polling import poll_connector
@@ -106,6 +107,7 @@ def run_worker(
     runtime = Runtime(config, client)
     event_queues, delivery_queues = declare_actors(broker, runtime)
     pump = RetryPump(client)
+    ticker = MaintenanceTicker(broker, event_queues | delivery_queues)
     if stop is None:
         stop = threading.Event()
     if threading.current_thread() is threading.main_thread() and not stop.is_set():
@@ -125,6 +127,7 @@ def run_worker(
     for worker in workers:
         worker.start()
     pump.start()
+    ticker.start()
     consumed = (event_queues if role != "deliveries" else set()) | (
         delivery_queues if role != "events" else set()
     )
@@ -142,5 +145,6 @@ def run_worker(
         pump.stop()
         for worker in workers:
             worker.stop(timeout=int(drain_timeout * 1000))
+        ticker.stop()  # after the drain: it keeps this process's heartbeat fresh meanwhile
         runtime.close()
         broker.close()

@@ -19,7 +19,7 @@ from hub.errors import PermanentDeliveryError, TransientDeliveryError
 from hub.flows import Flow
 from hub.runtime import keys
 from hub.runtime.admin import dead_letters, replay_dead_letter
-from hub.runtime.broker import TimedMaintenanceRedisBroker
+from hub.runtime.broker import MaintenanceTicker, TimedMaintenanceRedisBroker
 from hub.runtime.context import Runtime
 from hub.runtime.delivery import deliver
 from hub.runtime.eventlog import EventLog, now_ms
@@ -170,6 +170,28 @@ def test_timed_maintenance_contract():
     time.sleep(0.25)
     assert broker._should_do_maintenance("ack") == 0  # never on acks
     assert broker._should_do_maintenance("fetch") == 1
+
+
+def test_every_queue_gets_maintenance_on_a_clock_without_traffic(server):
+    """A dead worker's unacked message comes back to its queue by the live workers' ticker,
+    even when nothing else touches that queue (dramatiq's maintenance is per queue)."""
+    client = redis.Redis.from_url(server.url)
+    client.flushall()
+    dead = TimedMaintenanceRedisBroker(client=client, heartbeat_timeout=300)
+    live = TimedMaintenanceRedisBroker(client=client, heartbeat_timeout=300)
+    message = dramatiq.Message(queue_name="quiet", actor_name="a", args=(), kwargs={}, options={})
+    dead.enqueue(message)
+    dead.do_fetch("quiet", 1)  # the dead worker holds it, unacked
+    assert client.llen("dramatiq:quiet") == 0
+    ticker = MaintenanceTicker(live, ["events", "quiet"], interval=0.05)
+    ticker.start()
+    try:
+        deadline = time.monotonic() + 5
+        while client.llen("dramatiq:quiet") == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        ticker.stop()
+    assert client.llen("dramatiq:quiet") == 1  # requeued once, after the heartbeat timeout
 
 
 def test_event_log_listing_and_retention(runtime):
