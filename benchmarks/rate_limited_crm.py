@@ -287,7 +287,11 @@ def run(quick: bool, **kwargs: Any) -> dict[str, Any]:
             "by `crmhub worker --only events`, then "
             f"{processes} `crmhub worker --only deliveries --delivery-threads {threads}` processes "
             "deliver them; "
-            + ("measured until drained." if quick else "measured for 60 s from the first contact."),
+            + (
+                "measured until drained."
+                if quick
+                else "measured from the first contact until the backlog drained (at most 60 s)."
+            ),
             "Fill-only merge reads HubSpot first (which fields are empty, which lifecycle stage it "
             'holds), so its ceiling is half the physical limit; with `overwrite: ["*"]` and no '
             "lifecycle stage or tags to merge the adapter upserts by email without reading.",
