@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -44,26 +43,18 @@ MAINTENANCE_INTERVAL = 0.5
 
 
 class TimedMaintenanceRedisBroker(RedisBroker):
-    """A RedisBroker that runs maintenance on a clock rather than on a random roll.
+    """A RedisBroker whose maintenance runs only when `maintain` asks for it (every worker's
+    `MaintenanceTicker` does, on a clock), never on dramatiq's random roll.
 
     Overrides the private `_should_do_maintenance` hook (pinned by a contract test).
     """
 
-    maintenance_interval = MAINTENANCE_INTERVAL
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
-        self._last_maintenance = 0.0
         self._forced = threading.local()
 
     def _should_do_maintenance(self, command: str) -> int:
-        if getattr(self._forced, "on", False):
-            return 1
-        now = time.monotonic()
-        if command not in ("ack", "nack") and now - self._last_maintenance >= self.maintenance_interval:
-            self._last_maintenance = now
-            return 1
-        return 0
+        return 1 if getattr(self._forced, "on", False) else 0
 
     def maintain(self, queue_name: str) -> None:
         """Run maintenance on `queue_name` now: requeue the unacked messages dead workers

@@ -17,7 +17,8 @@ import pytest
 
 from hub.destinations.hubspot.fake import DEFAULT_TOKEN, FakeHubSpot
 from hub.testing.fakeserver import FakeServer
-from tests.integration.conftest import CONFIG, SECRETS, now
+from tests.integration.conftest import SECRETS, now
+from tests.integration.test_crm_delivery import HUBSPOT as CRM_HUBSPOT
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,21 +57,9 @@ def test_short_chaos_run_delivers_every_acknowledged_event_exactly_once(tmp_path
     assert 0 < result["peak_rss_mib"] < 1024
 
 
-HUBSPOT = (
-    CONFIG.split("destinations:")[0]
-    + """\
-destinations:
-  crm:
-    type: hubspot
-    access_token: {token}
-    base_url: {crm}
-flows:
-  - name: orders to hubspot
-    when: shop.orders/create
-    do: [upsert_contact]
-    to: crm
-"""
-)
+#: test_crm_delivery's HubSpot config with contacts only.
+HUBSPOT = CRM_HUBSPOT.replace("do: [upsert_contact, upsert_deal, add_activity]", "do: [upsert_contact]")
+assert HUBSPOT != CRM_HUBSPOT
 
 
 def test_a_delivery_in_flight_when_the_server_stops_is_not_lost(make_stack, tmp_path_factory) -> None:
